@@ -1,0 +1,63 @@
+"""The ``bcistream`` command: sub-commands, logging set-up and one-line errors.
+
+Every error a user can cause (bad file, bad profile, bad parameter) is a `BcistreamError` or a
+``ValueError`` and is printed as one line with exit code 2; anything else is an internal error,
+printed as one line too unless ``BCISTREAM_DEBUG=1`` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from bcistream.cli import data_cmds  # noqa: F401  (registers commands)
+from bcistream.cli.app import app
+from bcistream.errors import BcistreamError
+
+__all__ = ["app", "main"]
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("BCISTREAM_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # MNE prints progress at INFO; keep it quiet unless the user asks for more.
+    os.environ.setdefault("MNE_LOGGING_LEVEL", "WARNING" if level != "DEBUG" else "INFO")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (also used by the console script)."""
+    _setup_logging()
+    debug = os.environ.get("BCISTREAM_DEBUG") == "1"
+    err = click.get_text_stream("stderr")
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        err.write("aborted\n")
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except (BcistreamError, ValueError, OSError) as exc:
+        if debug:
+            raise
+        err.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001  (last line of defence: no traceback for users)
+        if debug:
+            raise
+        err.write(f"internal error ({type(exc).__name__}): {exc} — set BCISTREAM_DEBUG=1 for details\n")
+        return 1
+    return int(result or 0)
+
+
+def console_main() -> None:
+    """Entry point of the console script."""
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""The one decoding pipeline: causal bandpass -> CSP -> SVM, and the epochs it is trained on.
+
+Everything that decodes imports from here; no other module holds a filter, a channel order or a
+class list of its own.
+"""
+
+from bcistream.pipeline.epochs import Epochs, epochs_from_recording, filter_recording
+from bcistream.pipeline.factory import (
+    DEFAULT_PARAMS,
+    csp_filters,
+    make_pipeline,
+    pipeline_profile,
+    power_to_features,
+)
+from bcistream.pipeline.filter import CausalBandpass
+from bcistream.pipeline.fitting import decode_filtered, fit_filtered
+
+__all__ = [
+    "DEFAULT_PARAMS",
+    "CausalBandpass",
+    "Epochs",
+    "csp_filters",
+    "decode_filtered",
+    "epochs_from_recording",
+    "filter_recording",
+    "fit_filtered",
+    "make_pipeline",
+    "pipeline_profile",
+    "power_to_features",
+]

@@ -1,0 +1,1 @@
+"""Fitting, evaluation, tuning, tracking, registry and promotion."""
