@@ -1,0 +1,122 @@
+"""The seams of the engine: what a source yields, what a sink takes, what a classifier does.
+
+Adapters (LSL, Kafka, HTTP) implement these in `bcistream.streamer` / `bcistream.serving`; the
+engine only knows the protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from bcistream.realtime.records import Decision
+
+__all__ = ["Batch", "Chunk", "Classifier", "Marker", "Sink", "Source"]
+
+
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """New samples of one stream.
+
+    Parameters
+    ----------
+    stream_id : str
+    data : ndarray, shape (n_channels, n_samples)
+        Samples in volts (float32 or float64), channels in the model profile's order.
+    timestamps : ndarray, shape (n_samples,) or None
+        Source-clock timestamps of each sample (LSL clock-corrected, or the producer's clock).
+    seq : int or None
+        Sequence number of the first sample (samples since the stream started); ``None`` when
+        the transport has none (then timestamps are used to detect gaps).
+    arrival : float
+        ``time.monotonic()`` when the adapter received the chunk (latency is measured from it).
+    """
+
+    stream_id: str
+    data: np.ndarray
+    timestamps: np.ndarray | None = None
+    seq: int | None = None
+    arrival: float = 0.0
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A cue marker of one stream.
+
+    Parameters
+    ----------
+    stream_id : str
+    label : str or None
+        Class name of the cue, ``None`` when unknown.
+    sample : int or None
+        Cue onset as a sample index of the stream (Kafka, replay).
+    timestamp : float or None
+        Cue onset on the source clock (LSL); used when ``sample`` is ``None``.
+    """
+
+    stream_id: str
+    label: str | None
+    sample: int | None = None
+    timestamp: float | None = None
+
+
+@dataclass
+class Batch:
+    """What one non-blocking poll of a source returns."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+    markers: list[Marker] = field(default_factory=list)
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A non-blocking source of chunks and markers."""
+
+    def poll(self, timeout: float = 0.0) -> Batch:
+        """Return what arrived; wait at most ``timeout`` seconds when nothing has."""
+        ...
+
+    def resume_point(self) -> Any:
+        """An opaque position up to which everything polled so far can be committed."""
+        ...
+
+    def commit(self, point: Any) -> None:
+        """Acknowledge data up to ``point`` (its decisions are published)."""
+        ...
+
+    def close(self) -> None:
+        """Release the transport."""
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Takes decisions (and may buffer them until ``flush``)."""
+
+    def write(self, decisions: Sequence[Decision]) -> None:
+        """Accept decisions."""
+        ...
+
+    def flush(self) -> None:
+        """Make every written decision durable/visible."""
+        ...
+
+    def close(self) -> None:
+        """Release the transport."""
+        ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """The last step of decoding: CSP feature vectors -> class probabilities.
+
+    Every call names the model version the features were computed with; an implementation must
+    refuse a version it does not hold rather than mix versions.
+    """
+
+    def classify(self, features: np.ndarray, version: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return (class names, probabilities of shape (n, n_classes)) for ``features`` (n, k)."""
+        ...
