@@ -14,7 +14,7 @@ import numpy as np
 
 from bcistream.realtime.records import Decision
 
-__all__ = ["Batch", "Chunk", "Classifier", "Marker", "Sink", "Source"]
+__all__ = ["Batch", "Chunk", "Classifier", "Marker", "Sink", "Source", "UnknownVersionError"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +109,19 @@ class Sink(Protocol):
         ...
 
 
+class UnknownVersionError(Exception):
+    """A classifier does not hold the model version the features were computed with.
+
+    ``current`` names the version it does hold (e.g. the new champion), so the engine can swap to
+    it and retry instead of mixing versions.
+    """
+
+    def __init__(self, requested: str, current: str | None = None) -> None:
+        super().__init__(f"classifier does not hold model version {requested!r} (has {current!r})")
+        self.requested = requested
+        self.current = current
+
+
 @runtime_checkable
 class Classifier(Protocol):
     """The last step of decoding: CSP feature vectors -> class probabilities.
@@ -118,5 +131,11 @@ class Classifier(Protocol):
     """
 
     def classify(self, features: np.ndarray, version: str) -> tuple[np.ndarray, np.ndarray]:
-        """Return (class names, probabilities of shape (n, n_classes)) for ``features`` (n, k)."""
+        """Return (class names, probabilities of shape (n, n_classes)) for ``features`` (n, k).
+
+        Raises
+        ------
+        UnknownVersionError
+            The classifier does not hold ``version``.
+        """
         ...
