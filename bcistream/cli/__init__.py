@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (also used by the console script)."""
     _setup_logging()
     debug = os.environ.get("BCISTREAM_DEBUG") == "1"
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     try:
         result = app(args=argv, standalone_mode=False)
     except click.exceptions.Abort:

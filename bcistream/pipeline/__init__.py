@@ -13,18 +13,25 @@ from bcistream.pipeline.factory import (
     power_to_features,
 )
 from bcistream.pipeline.filter import CausalBandpass
-from bcistream.pipeline.fitting import decode_filtered, fit_filtered
+from bcistream.pipeline.fitting import (
+    check_trials_per_class,
+    decode_filtered,
+    fit_filtered,
+    min_trials_per_class,
+)
 
 __all__ = [
     "DEFAULT_PARAMS",
     "CausalBandpass",
     "Epochs",
+    "check_trials_per_class",
     "csp_filters",
     "decode_filtered",
     "epochs_from_recording",
     "filter_recording",
     "fit_filtered",
     "make_pipeline",
+    "min_trials_per_class",
     "pipeline_profile",
     "power_to_features",
 ]

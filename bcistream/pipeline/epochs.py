@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from bcistream.data.recording import Recording
+from bcistream.errors import ProfileError
 from bcistream.pipeline.filter import CausalBandpass
 
 __all__ = ["Epochs", "epochs_from_recording", "filter_recording"]
@@ -95,9 +96,16 @@ def epochs_from_recording(
     Epochs
     """
     prof = recording.profile
+    win, off = prof.window_samples, prof.offset_samples
+    starts = np.array([c.sample for c in recording.cues])
+    if len(starts) > 1 and off + win > np.diff(starts).min():
+        raise ProfileError(
+            f"profile '{prof.name}': window_s={prof.window_s:g} s at offset_s={prof.offset_s:g} s is "
+            f"longer than the trial ({np.diff(starts).min() / prof.sfreq:g} s between cues in "
+            f"{recording.source}); windows would overlap the next trial"
+        )
     if filtered is None:
         filtered = filter_recording(pipe, recording)
-    win, off = prof.window_samples, prof.offset_samples
     keep, ends, excluded = [], [], {}
     for i, cue in enumerate(recording.cues):
         start = cue.sample + off

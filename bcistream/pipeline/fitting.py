@@ -5,9 +5,25 @@ from __future__ import annotations
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from bcistream.errors import DataError
 from bcistream.pipeline.epochs import Epochs
 
-__all__ = ["decode_filtered", "fit_filtered"]
+__all__ = ["check_trials_per_class", "decode_filtered", "fit_filtered", "min_trials_per_class"]
+
+
+def min_trials_per_class(pipe: Pipeline) -> int:
+    """Fewest trials of each class the pipeline can be fitted on (its calibration folds)."""
+    cv = pipe.named_steps["clf"].cv
+    return int(cv) if isinstance(cv, int) else 2
+
+
+def check_trials_per_class(pipe: Pipeline, y: np.ndarray, need: int | None = None) -> None:
+    """Raise `DataError` unless every class has at least ``need`` trials (default: fittable)."""
+    need = min_trials_per_class(pipe) if need is None else need
+    names, counts = np.unique(np.asarray(y, dtype=str), return_counts=True)
+    if len(names) < 2 or counts.min() < need:
+        have = dict(zip(names.tolist(), counts.tolist(), strict=True))
+        raise DataError(f"too few trials to fit: need >= 2 classes with >= {need} trials each, have {have}")
 
 
 def fit_filtered(pipe: Pipeline, epochs: Epochs) -> Pipeline:
@@ -17,8 +33,7 @@ def fit_filtered(pipe: Pipeline, epochs: Epochs) -> Pipeline:
     filtered recording gives the same model as fitting on raw epochs with a long pre-roll, without
     the transient of a zero-state start.
     """
-    if len(epochs.y) == 0:
-        raise ValueError("no labelled trials to fit on")
+    check_trials_per_class(pipe, epochs.y)
     pipe.named_steps["filter"].fit()
     pipe[1:].fit(epochs.X, np.asarray(epochs.y, dtype=str))
     return pipe

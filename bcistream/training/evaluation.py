@@ -19,10 +19,12 @@ from sklearn.pipeline import Pipeline
 from bcistream.data.recording import Recording
 from bcistream.pipeline import (
     Epochs,
+    check_trials_per_class,
     decode_filtered,
     epochs_from_recording,
     fit_filtered,
     make_pipeline,
+    min_trials_per_class,
     pipeline_profile,
 )
 
@@ -75,8 +77,13 @@ class SubjectResult:
 def cross_validate(pipe: Pipeline, epochs: Epochs, folds: int = 5, seed: int = 0) -> np.ndarray:
     """Stratified k-fold accuracies of ``pipe`` on filtered epochs (fold count capped by class size)."""
     y = np.asarray(epochs.y, dtype=str)
-    smallest = min(np.unique(y, return_counts=True)[1])
-    k = max(2, min(folds, int(smallest)))
+    need = min_trials_per_class(pipe)
+    check_trials_per_class(pipe, y, need=need + 1)
+    smallest = int(min(np.unique(y, return_counts=True)[1]))
+    k = min(folds, smallest)
+    # Each training fold must still hold `need` trials of the smallest class.
+    while k > 2 and smallest - -(-smallest // k) < need:
+        k -= 1
     tail = clone(pipe)
     tail.named_steps["filter"].fit()
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
