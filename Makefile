@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install test test-fast demo bench lint clean system-deps
+.PHONY: k8s-templates images
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -39,3 +40,16 @@ lint: install
 
 clean:
 	rm -rf bench-results .pytest_cache build *.egg-info
+
+# Launcher Job templates (bcistream/k8s_templates/*.yaml) rendered from k8s/overlays; a test checks them.
+k8s-templates: install
+	$(PY) k8s/tools/render_templates.py
+
+# Role images (docs/kubernetes.md); needs docker. TAG=0.1.0 REGISTRY=europe-west4-docker.pkg.dev/P/bcistream
+TAG ?= 0.1.0
+REGISTRY ?= bcistream
+images:
+	docker build --build-arg EXTRAS=kafka,lsl,tracking,gcs -t $(REGISTRY)/engine:$(TAG) .
+	docker build --build-arg EXTRAS=serving,tracking,gcs -t $(REGISTRY)/serving:$(TAG) .
+	docker build --build-arg EXTRAS=tracking,gcs,kafka,postgres -t $(REGISTRY)/batch:$(TAG) .
+	docker build --build-arg EXTRAS=tracking,gcs,postgres -t $(REGISTRY)/mlflow:$(TAG) .
