@@ -1,0 +1,423 @@
+"""The streaming engine: chunks of many streams in, decisions out; pure computation, no I/O.
+
+Per batch: chunks are checked and placed in their stream (duplicates dropped, gaps detected),
+grouped by length, projected onto the fitted CSP filters and filtered causally with the pipeline's
+own filter — one matrix product per group, since the spatial filter commutes with the temporal
+filter. Running sums of the squared projections turn the power of any window into a difference of
+two ring entries. Due windows of all streams are classified in ONE call through the `Classifier`.
+See docs/engine.md.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from bcistream.errors import ProfileError
+from bcistream.realtime.compute import advance, make_decisions, project, window_power
+from bcistream.realtime.config import EngineConfig
+from bcistream.realtime.events import EngineEvent, EventQueue
+from bcistream.realtime.model import InProcessClassifier, Model, load_model
+from bcistream.realtime.placement import check_chunk, place_chunk, split_piece, split_rounds
+from bcistream.realtime.protocols import Batch, Chunk, Classifier, Marker, UnknownVersionError
+from bcistream.realtime.records import Decision
+from bcistream.realtime.streams import PendingCue, StreamPool, StreamState
+from bcistream.realtime.swap import rebuild_streams
+from bcistream.realtime.triggers import cue_windows, first_hop, hop_end
+
+__all__ = ["Engine", "EngineConfig"]
+
+#: Longer chunks are split into pieces of at most this many samples (bounded work per group).
+MAX_PIECE = 256
+
+UnknownVersionHook = Callable[[str | None], "tuple[Pipeline, str] | None"]
+
+
+class Engine:
+    """Decode many streams with one fitted pipeline; see the module docstring.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        Fitted ``filter -> csp -> clf`` pipeline (`bcistream.pipeline.make_pipeline`).
+    version : str
+        Its model version (named by every decision).
+    config : EngineConfig, optional
+    classifier : Classifier, optional
+        ``None``: the pipeline's own classifier in-process (replaced on `swap_model`). A given
+        classifier (e.g. remote) is kept across swaps; it must hold the engine's version.
+    on_unknown_version : callable, optional
+        Called with the classifier's current version when it refuses the engine's version; may
+        return ``(pipeline, version)`` to swap to (the batch is then retried once) or ``None``.
+    """
+
+    def __init__(self, pipeline: Pipeline, version: str = "0", config: EngineConfig | None = None,
+                 classifier: Classifier | None = None,
+                 on_unknown_version: UnknownVersionHook | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.model: Model = load_model(pipeline, version)
+        self._own_classifier = classifier is None
+        self.classifier: Classifier = classifier or InProcessClassifier(pipeline, self.model.version)
+        self.on_unknown_version = on_unknown_version
+        prof = self.model.profile
+        self.sfreq, self.window = prof.sfreq, prof.window_samples
+        self.offset = prof.offset_samples
+        self.n_channels = prof.n_channels
+        self.hop = self.config.hop_s * self.sfreq
+        self.preroll = int(round(self.config.swap_preroll_s * self.sfreq))
+        raw_ring = self.window + self.preroll
+        ring = max(self.window + int(round(self.config.history_s * self.sfreq)), raw_ring) + MAX_PIECE
+        self.pool = StreamPool(self.n_channels, self.model.n_components, self.model.block.n_state,
+                               ring, raw_ring)
+        self.streams: dict[str, StreamState] = {}
+        self.events = EventQueue()
+        self._lock = threading.RLock()
+        self._hops = "hop" in self.config.triggers
+        self._cues = "cue" in self.config.triggers
+        self._stats = {"chunks": 0, "samples_in": 0, "decisions": 0, "hop_decisions": 0,
+                       "cue_decisions": 0, "gaps": 0, "gap_samples": 0, "duplicate_samples": 0,
+                       "refused": 0, "errors": 0, "swaps": 0, "cues_lost": 0, "classifier_errors": 0}
+        self.refused_by_reason: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ public surface
+    @property
+    def version(self) -> str:
+        """The model version in use."""
+        return self.model.version
+
+    def stats(self) -> dict[str, object]:
+        """Counters for the live view (monotonic, except ``streams`` and ``model_version``)."""
+        with self._lock:
+            out: dict[str, object] = dict(self._stats)
+            out["streams"] = len(self.streams)
+            out["model_version"] = self.model.version
+            out["refused_by_reason"] = dict(self.refused_by_reason)
+            return out
+
+    def close_stream(self, stream_id: str) -> None:
+        """Forget a stream (its slot is reused)."""
+        with self._lock:
+            st = self.streams.pop(stream_id, None)
+            if st is not None:
+                self.pool.release(st.slot)
+
+    def swap_model(self, pipeline: Pipeline, version: str) -> None:
+        """Replace the model between two batches; every stream keeps running.
+
+        The filter state of each stream is rebuilt from its recent raw samples with the new model's
+        filter and CSP filters (exact when the stream's current segment is within the kept history,
+        otherwise after ``swap_preroll_s`` of pre-roll; see docs/engine.md). Thread-safe: waits for
+        a running `process` to finish.
+
+        Raises
+        ------
+        ProfileError
+            The new model is not fitted or its profile (channels, rate, window) differs; the old
+            model keeps running.
+        """
+        new = load_model(pipeline, version)
+        self.model.profile.check_compatible(new.profile)
+        with self._lock:
+            old = self.model.version
+            if new.n_components != self.model.n_components or new.block.n_state != self.model.block.n_state:
+                self.pool.reshape_components(new.n_components, new.block.n_state)
+            rebuild_streams(self.pool, list(self.streams.values()), new, self.window, self.preroll)
+            self.model = new
+            self.offset = new.profile.offset_samples
+            if self._own_classifier:
+                self.classifier = InProcessClassifier(pipeline, new.version)
+            self._stats["swaps"] += 1
+            self.events.append(EngineEvent("swap", None, detail=f"model {old} -> {new.version}"))
+
+    def process(self, batch: Batch) -> list[Decision]:
+        """Take one batch of chunks and markers; return the decisions that became due.
+
+        Markers are applied before chunks. Never raises for bad data: refused chunks, gaps and
+        per-stream errors are reported in `events`.
+        """
+        with self._lock:
+            now = time.monotonic()
+            due: list[tuple] = []
+            parts: list[tuple[np.ndarray, np.ndarray]] = []
+            for marker in batch.markers:
+                try:
+                    self._marker(marker, now, due)
+                except (TypeError, ValueError) as exc:  # a malformed marker costs only itself
+                    self._stats["errors"] += 1
+                    self._event("error", None, reason=type(exc).__name__,
+                                detail=f"bad marker {marker!r}: {exc}")
+            if due:
+                parts.append(self._powers(due))
+            start = len(due)
+            # Powers are taken after each round: a later round may overwrite the ring.
+            for chunks in split_rounds(batch.chunks, MAX_PIECE):
+                while chunks:
+                    chunks = self._round(chunks, due)  # returns the rest of chunks cut to MAX_PIECE
+                    if len(due) > start:
+                        parts.append(self._powers(due[start:]))
+                        start = len(due)
+            if not due:
+                return []
+            return self._decide(due, np.concatenate([p[0] for p in parts]),
+                                np.concatenate([p[1] for p in parts]))
+
+    # ------------------------------------------------------------------ streams and markers
+    def _stream(self, stream_id: str) -> StreamState:
+        st = self.streams.get(stream_id)
+        if st is None:
+            st = StreamState(stream_id=stream_id, slot=self.pool.take())
+            self.streams[stream_id] = st
+        return st
+
+    def _marker(self, marker: Marker, now: float, due: list[tuple]) -> None:
+        if not self._cues:
+            return
+        st = self._stream(str(marker.stream_id))
+        if marker.sample is None and marker.timestamp is None:
+            self._event("cue_lost", st, reason="no-position", detail="marker without sample or timestamp")
+            return
+        cue = PendingCue(marker.label, None if marker.sample is None else int(marker.sample),
+                         None if marker.timestamp is None else float(marker.timestamp))
+        st.cues.append(cue)
+        if not st.fresh:
+            self._due_cues(st, now, due)
+
+    def _due_cues(self, st: StreamState, arrival: float, due: list[tuple]) -> None:
+        ready, lost = cue_windows(st, self.pool, self.sfreq, self.offset, self.window)
+        for reason, detail in lost:
+            self._cue_lost(st, reason, detail)
+        due.extend((st, "cue", start, end, label, arrival) for start, end, label in ready)
+
+    def _cue_lost(self, st: StreamState, reason: str, detail: str) -> None:
+        self._stats["cues_lost"] += 1
+        self._event("cue_lost", st, reason=reason, detail=detail)
+
+    def _event(self, kind: str, st: StreamState | None, size: int = 0, reason: str = "",
+               detail: str = "") -> None:
+        self.events.append(EngineEvent(kind, None if st is None else st.stream_id, int(size), reason, detail))
+
+    def _refuse(self, st: StreamState, reason: str, n: int, detail: str) -> None:
+        self._stats["refused"] += 1
+        self.refused_by_reason[reason] = self.refused_by_reason.get(reason, 0) + 1
+        st.refused += 1
+        if not st.fresh:
+            st.broken = True
+        self._event("refused", st, n, reason, detail)
+
+    # ------------------------------------------------------------------ chunks
+    def _round(self, chunks: list[Chunk], due: list[tuple]) -> list[Chunk]:
+        # Per length: the items, and the indices of those needing gap/restart handling.
+        groups: dict[int, tuple[list[tuple], list[int]]] = {}
+        streams, n_ch = self.streams, self.n_channels
+        rest: list[Chunk] = []
+        for ch in chunks:
+            st = streams.get(ch.stream_id) or self._stream(str(ch.stream_id))
+            data = ch.data
+            try:
+                # Fast path: a well-formed chunk that continues its healthy stream exactly.
+                seq = ch.seq
+                if (seq is not None and seq == st.index + st.shift and not st.fresh and not st.broken
+                        and type(data) is np.ndarray and data.ndim == 2 and data.shape[0] == n_ch
+                        and data.dtype.kind == "f"):
+                    n = data.shape[1]
+                    ts = ch.timestamps
+                    if n and n <= MAX_PIECE and (ts is None or (type(ts) is np.ndarray and ts.shape == (n,))):
+                        group = groups.get(n)
+                        if group is None:
+                            group = groups[n] = ([], [])
+                        group[0].append((st, data, ts, st.index, 0, ch.arrival))
+                        continue
+                reason = check_chunk(ch, n_ch)
+                if reason is None and ch.data.shape[1] > MAX_PIECE:
+                    ch, tail = split_piece(ch, MAX_PIECE)
+                    rest.append(tail)
+                    data = ch.data
+                if reason is not None:
+                    n = data.shape[-1] if isinstance(data, np.ndarray) and data.ndim else 0
+                    self._refuse(st, reason, n, f"refused chunk: {reason} (shape "
+                                 f"{getattr(data, 'shape', None)}, dtype {getattr(data, 'dtype', None)})")
+                    continue
+                placed = place_chunk(st, ch, self.sfreq, self.config.gap_tolerance)
+                if placed is None:
+                    self._dup(st, data.shape[1])
+                    continue
+                skip, start, gap = placed
+                if skip:
+                    self._dup(st, skip)
+                    data = data[:, skip:]
+                ts = None if ch.timestamps is None else np.asarray(ch.timestamps[skip:], dtype=np.float64)
+                items, slow = groups.setdefault(data.shape[1], ([], []))
+                slow.append(len(items))
+                items.append((st, data, ts, start, gap, ch.arrival))
+            except Exception as exc:  # noqa: BLE001 - one stream's failure must not stop the others
+                self._stream_error(st, exc)
+        for items, slow in groups.values():
+            try:
+                self._group(items, slow, due)
+            except Exception as exc:  # noqa: BLE001
+                for item in items:
+                    self._stream_error(item[0], exc)
+        return rest
+
+    def _dup(self, st: StreamState, n: int) -> None:
+        self._stats["duplicate_samples"] += n
+        self._event("duplicate", st, n, "seen", f"{n} samples already seen were dropped")
+
+    def _stream_error(self, st: StreamState, exc: Exception) -> None:
+        self._stats["errors"] += 1
+        st.broken = True
+        self._event("error", st, reason=type(exc).__name__, detail=f"{type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ vectorised work
+    def _restart(self, st: StreamState, start: int) -> None:
+        """Filter from zero state at ``start``; no window may reach before it."""
+        st.seg_start = st.p_base = st.valid_from = start
+        st.fresh = st.broken = False
+        st.clear_raw()
+        st.hop_k, st.hop_next = first_hop(start, self.window, self.hop)
+
+    def _group(self, items: list[tuple], slow: list[int], due: list[tuple]) -> None:
+        n = items[0][1].shape[1]
+        # concatenate + reshape: np.stack would index every array in Python.
+        X = np.concatenate([it[1] for it in items]).reshape(len(items), self.n_channels, n)
+        Y, ok = project(self.model.filters, X)
+        if not ok.all():
+            for i in np.flatnonzero(~ok):
+                self._refuse(items[i][0], "non-finite", n, "refused chunk: NaN or Inf samples")
+            keep = np.flatnonzero(ok)
+            if len(keep) == 0:
+                return
+            slow = [j for j, i in enumerate(keep) if i in set(slow)]
+            items = [items[i] for i in keep]
+            X, Y = X[keep], Y[keep]
+        G = len(items)
+        resets = np.zeros(G, dtype=bool)
+        starts = [it[3] for it in items]
+        for i in slow:
+            st, _data, _ts, start, gap, _arrival = items[i]
+            if not (gap or st.fresh or st.broken):
+                continue
+            if gap:
+                self._stats["gaps"] += 1
+                self._stats["gap_samples"] += gap
+                st.gaps += 1
+                self._event("gap", st, gap, "missing", f"{gap} samples missing before index {start}")
+                if self.config.on_gap != "reset":
+                    starts[i] = st.index
+                    st.shift += gap  # later seq numbers map onto the bridged indices
+            if st.fresh or st.broken or (gap and self.config.on_gap == "reset"):
+                self._restart(st, starts[i])
+                resets[i] = True
+        T = None
+        ts_list = [it[2] for it in items]
+        missing = sum(1 for ts in ts_list if ts is None)
+        if missing == 0:
+            T = np.concatenate(ts_list).reshape(G, n)
+        elif missing < G:
+            T = np.full((G, n), np.nan)
+            for i, ts in enumerate(ts_list):
+                if ts is not None:
+                    T[i] = ts
+        slots = np.fromiter((it[0].slot for it in items), dtype=np.int64, count=G)
+        advance(self.pool, self.model.block, slots, np.asarray(starts, dtype=np.int64), Y, T, resets)
+        self._stats["chunks"] += G
+        self._stats["samples_in"] += G * n
+        hops, win, hop, keep = self._hops, self.window, self.hop, self.pool.raw_ring
+        lasts = T[:, -1].tolist() if T is not None else [None] * G
+        for it, start, x, last in zip(items, starts, X, lasts, strict=True):
+            st = it[0]
+            end = st.index = start + n
+            # Raw history for swaps: views of X, trimmed to what the rebuild needs (inlined: hot).
+            hist = st.history
+            hist.append(x)
+            st.history_n += n
+            while st.history_n - hist[0].shape[1] >= keep:
+                st.history_n -= hist.popleft().shape[1]
+            if it[2] is not None:
+                st.last_ts = last
+            if hops and st.hop_next <= end:
+                while st.hop_next <= end:
+                    e = st.hop_next
+                    if e - win >= st.valid_from:
+                        due.append((st, "hop", e - win, e, None, it[5]))
+                    st.hop_k += 1
+                    st.hop_next = hop_end(st.hop_k, hop)
+            if st.cues:
+                self._due_cues(st, it[5], due)
+
+    def _powers(self, due: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+        slots = np.fromiter((d[0].slot for d in due), dtype=np.int64, count=len(due))
+        starts = np.fromiter((d[2] for d in due), dtype=np.int64, count=len(due))
+        ends = np.fromiter((d[3] for d in due), dtype=np.int64, count=len(due))
+        bases = np.fromiter((d[0].p_base for d in due), dtype=np.int64, count=len(due))
+        return window_power(self.pool, slots, starts, ends, bases, self.window)
+
+    def _classify(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.classifier.classify(self.model.features(power), self.model.version)
+
+    def _decide(self, due: list[tuple], power: np.ndarray, ts: np.ndarray) -> list[Decision]:
+        # A flat (zero-power) window has no log-power features: skip it, keep the others' batch.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            good = np.isfinite(self.model.features(power)).all(axis=1)
+        if not good.all():
+            for i in np.flatnonzero(~good):
+                self._event("skipped", due[i][0], reason="flat",
+                            detail=f"window ending at {due[i][3]} has zero power: no features")
+            keep = np.flatnonzero(good)
+            due, power, ts = [due[i] for i in keep], power[keep], ts[keep]
+            if not due:
+                return []
+        try:
+            labels, proba = self._classify(power)
+        except UnknownVersionError as exc:
+            retried = self._retry_after_swap(due, exc)
+            if retried is None:
+                return []
+            due, ts, labels, proba = retried
+        except Exception as exc:  # noqa: BLE001 - a failing classifier costs this batch, not the engine
+            self._classifier_error(len(due), exc)
+            return []
+        out = make_decisions(due, labels, proba, ts, self.model.classes, self.model.version)
+        n_cue = sum(1 for d in due if d[1] == "cue")
+        self._stats["decisions"] += len(out)
+        self._stats["cue_decisions"] += n_cue
+        self._stats["hop_decisions"] += len(out) - n_cue
+        return out
+
+    def _classifier_error(self, n: int, exc: BaseException) -> None:
+        self._stats["classifier_errors"] += 1
+        self._event("classifier", None, n, type(exc).__name__,
+                    f"{n} due windows not decided: {type(exc).__name__}: {exc}")
+
+    def _retry_after_swap(self, due: list[tuple], exc: UnknownVersionError) -> tuple | None:
+        """Swap to the classifier's current version through the hook and classify again."""
+        target = self.on_unknown_version(exc.current) if self.on_unknown_version else None
+        if target is None:
+            self._classifier_error(len(due), exc)
+            return None
+        try:
+            self.swap_model(*target)
+        except ProfileError as err:
+            self._classifier_error(len(due), err)
+            return None
+        ring = self.pool.ring
+        keep = []
+        for d in due:
+            st, start = d[0], d[2]
+            if start >= st.valid_from and start >= st.p_base and start - 1 >= st.index - ring:
+                keep.append(d)
+            else:
+                self._cue_lost(st, "swap", f"window ending at {d[3]} cannot be rebuilt after the swap")
+        if not keep:
+            return None
+        power, ts = self._powers(keep)
+        try:
+            labels, proba = self._classify(power)
+        except Exception as err:  # noqa: BLE001
+            self._classifier_error(len(keep), err)
+            return None
+        return keep, ts, labels, proba

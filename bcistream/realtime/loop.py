@@ -1,0 +1,72 @@
+"""The engine loop over a source and sinks: poll, decide, write, flush, then commit (at-least-once)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from bcistream.realtime.engine import Engine
+from bcistream.realtime.gctune import streaming_gc
+from bcistream.realtime.protocols import Sink, Source
+from bcistream.realtime.records import Decision
+
+__all__ = ["run_loop"]
+
+
+def run_loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading.Event,
+             on_tick: Callable[[list[Decision]], None] | None = None, *, poll_timeout: float = 0.05,
+             metrics: object | None = None, gc_threshold: int | None = 50000) -> int:
+    """Run until ``stop`` is set; return the number of decisions written.
+
+    Each iteration polls the source (waiting at most ``poll_timeout``), lets the engine process
+    the batch, writes its decisions to every sink, flushes them, and only then commits the
+    source's resume point taken right after the poll: a crash before the commit replays the batch
+    (at-least-once; the engine drops samples it has already seen). The loop owns no thread: call
+    it in the thread that should run it, and set ``stop`` from another.
+
+    Parameters
+    ----------
+    engine : Engine
+    source : Source
+    sinks : sequence of Sink
+    stop : threading.Event
+    on_tick : callable, optional
+        Called after every iteration with its decisions (live view, stopping conditions).
+    poll_timeout : float
+        Seconds the source may wait when nothing has arrived.
+    metrics : EngineMetrics, optional
+        Updated after every iteration.
+    gc_threshold : int or None
+        While the loop runs, the garbage collector is tuned for streaming (`streaming_gc`);
+        ``None`` leaves it alone.
+    """
+    with streaming_gc(gc_threshold):
+        return _loop(engine, source, sinks, stop, on_tick, poll_timeout, metrics)
+
+
+def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading.Event,
+          on_tick: Callable[[list[Decision]], None] | None, poll_timeout: float,
+          metrics: object | None) -> int:
+    written = 0
+    try:
+        while not stop.is_set():
+            batch = source.poll(poll_timeout)
+            point = source.resume_point()
+            decisions: list[Decision] = []
+            if batch.chunks or batch.markers:
+                decisions = engine.process(batch)
+                if decisions:
+                    for sink in sinks:
+                        sink.write(decisions)
+                    for sink in sinks:
+                        sink.flush()
+                    written += len(decisions)
+                source.commit(point)
+            if metrics is not None:
+                metrics.observe(engine, decisions)
+            if on_tick is not None:
+                on_tick(decisions)
+    finally:
+        for sink in sinks:
+            sink.flush()
+    return written

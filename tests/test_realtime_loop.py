@@ -1,0 +1,111 @@
+"""The loop over a source and sinks (at-least-once) and the prometheus metrics."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from bcistream.realtime.engine import Engine
+from bcistream.realtime.loop import run_loop
+from bcistream.realtime.memory import ListSink, MemorySource
+from bcistream.realtime.metrics import EngineMetrics
+from bcistream.realtime.protocols import Sink, Source
+from tests.realtime_data import fitted_pipeline, synth_recording
+
+
+class OrderedSink(ListSink):
+    """Records which source position was committed when each flush happened."""
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
+        self.committed_at_flush = []
+
+    def flush(self):
+        super().flush()
+        self.committed_at_flush.append((self.source.committed, self.source.resume_point()))
+
+
+def test_loop_writes_flushes_then_commits_and_stops():
+    pipe = fitted_pipeline()
+    rec = synth_recording(10.0, seed=41)
+    engine = Engine(pipe, "1")
+    source = MemorySource({"a": rec, "b": rec}, chunk_size=50)
+    assert isinstance(source, Source)
+    sink, other = OrderedSink(source), ListSink()
+    assert isinstance(sink, Sink)
+    stop = threading.Event()
+    registry = CollectorRegistry()
+    metrics = EngineMetrics(registry)
+    ticks = []
+
+    def on_tick(decisions):
+        ticks.append(len(decisions))
+        if source.exhausted:
+            stop.set()
+
+    written = run_loop(engine, source, [sink, other], stop, on_tick, metrics=metrics)
+    assert written == len(sink.decisions) == len(other.decisions) == sum(ticks) > 0
+    # Every flush happened before the batch's position was committed (at-least-once).
+    assert all(committed is None or committed < position
+               for committed, position in sink.committed_at_flush[:-1])
+    assert source.committed == source.resume_point()
+    # Replaying already committed data (a restart before commit) decides nothing twice.
+    again = MemorySource({"a": rec, "b": rec}, chunk_size=50)
+    stop.clear()
+    assert run_loop(engine, again, [other], stop, lambda d: again.exhausted and stop.set()) == 0
+
+    value = registry.get_sample_value
+    assert value("bcistream_engine_samples_in_total") == 2 * rec.n_samples
+    hop = value("bcistream_engine_decisions_out_total", {"trigger": "hop"})
+    cue = value("bcistream_engine_decisions_out_total", {"trigger": "cue"})
+    assert hop + cue == written and cue == sum(d.trigger == "cue" for d in sink.decisions)
+    assert value("bcistream_engine_decision_latency_seconds_count") == written
+    assert value("bcistream_engine_active_streams") == 2
+    assert value("bcistream_engine_model_info", {"version": "1"}) == 1
+    assert value("bcistream_engine_gaps_total") == 0
+
+
+def test_metrics_count_refused_chunks_and_gaps():
+    pipe = fitted_pipeline()
+    rec = synth_recording(6.0, seed=42, nan_at=(2.0, 2.2))
+    engine = Engine(pipe, "1")
+    registry = CollectorRegistry()
+    metrics = EngineMetrics(registry)
+    source = MemorySource(rec, chunk_size=25, missing="send")
+    decisions = []
+    while not source.exhausted:
+        got = engine.process(source.poll())
+        metrics.observe(engine, got)
+        decisions += got
+    n_bad = engine.stats()["refused"]
+    assert n_bad == 2  # samples 500..550 in two chunks
+    value = registry.get_sample_value
+    assert value("bcistream_engine_refused_chunks_total", {"reason": "non-finite"}) == n_bad
+    assert value("bcistream_engine_samples_in_total") == rec.n_samples - 50
+    # Nothing decided on a window touching the NaN chunks; the stream resumes after a full window.
+    ends = [d.window_end for d in decisions]
+    assert ends and not [e for e in ends if 500 < e < 550 + 750]
+    assert max(ends) > 550 + 750
+    assert np.isnan(rec.data[:, 500:550]).all()
+
+
+def test_loop_restores_the_garbage_collector():
+    import gc
+
+    before = gc.get_threshold()
+    pipe = fitted_pipeline()
+    source = MemorySource(synth_recording(4.0, seed=43), chunk_size=100)
+    stop = threading.Event()
+    seen = []
+
+    def on_tick(_decisions):
+        seen.append(gc.get_threshold()[0])
+        if source.exhausted:
+            stop.set()
+
+    run_loop(Engine(pipe, "1"), source, [ListSink()], stop, on_tick, gc_threshold=12345)
+    assert set(seen) == {12345}
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
