@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     #: Store of recorded trials: a folder or ``gs://bucket/prefix``; default ``home/recordings``.
     store: str | None = None
+    #: MLflow artifact root of new experiments (folder or gs://bucket/prefix); default beside the sqlite db.
+    mlflow_artifacts: str | None = None
 
     @property
     def data_dir(self) -> Path:
