@@ -1,0 +1,102 @@
+"""Serving commands: ``serve`` (the BentoML service) and ``classify`` (a recording through it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bcistream.cli.app import app
+from bcistream.cli.common import console, settings
+
+#: The service's import path for ``bentoml serve`` / ``bentofile.yaml``.
+SERVICE = "bcistream.serving.service:BcistreamService"
+
+
+def serve_env(model: str | None, tracking_uri: str | None) -> dict[str, str]:
+    """Environment of the ``bentoml serve`` child: BentoML home inside bcistream's home, no tracking."""
+    cfg = settings()
+    env = dict(os.environ)
+    env.setdefault("BENTOML_HOME", str((cfg.home / "bentoml").resolve()))
+    env["BENTOML_DO_NOT_TRACK"] = "true"
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    if model:
+        env["BCISTREAM_MODEL_URI"] = model
+    env["BCISTREAM_TRACKING_URI"] = tracking_uri or cfg.mlflow_uri
+    # MLflow resolves models:/ artifact downloads through its registry URI, which falls back to these
+    # variables: an inherited value would fetch artifacts from another registry than the alias.
+    env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = env["BCISTREAM_TRACKING_URI"]
+    return env
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
+    model: Annotated[str | None, typer.Option(
+        help="Model URI: models:/NAME@ALIAS (followed) or models:/NAME/VERSION. "
+             "Default models:/<BCISTREAM_MODEL_NAME>@champion.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes the service).")] = "127.0.0.1",
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI.")] = None,
+) -> None:
+    """Run the BentoML service (``bentoml serve``) with the registry champion."""
+    if model:
+        from bcistream.serving.holder import parse_model_uri
+
+        parse_model_uri(model)  # a bad URI is a one-line error here, not a crash in the worker
+    cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", host]
+    proc = subprocess.Popen(cmd, env=serve_env(model, tracking_uri))
+
+    def forward(signum, _frame) -> None:
+        proc.send_signal(signum)
+
+    old = signal.signal(signal.SIGTERM, forward)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+        raise typer.Exit(code if code > 0 else 1)
+
+
+@app.command()
+def classify(
+    file: Annotated[Path, typer.Argument(help="A recording (GDF/EDF/BDF/FIF).")],
+    url: Annotated[str, typer.Option(help="Service URL, e.g. http://127.0.0.1:3000.")],
+    labels: Annotated[Path | None, typer.Option(
+        help="classlabel .mat file for cues of unknown class.")] = None,
+    token: Annotated[str | None, typer.Option(envvar="BCISTREAM_API_TOKEN",
+                                              help="Bearer token (default $BCISTREAM_API_TOKEN).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
+) -> None:
+    """Classify every trial of a recording through a running service."""
+    import json
+
+    from bcistream.serving.client import Client
+
+    with Client(url, token=token) as client:
+        result = client.classify_file(file, labels=labels)
+    if as_json:
+        typer.echo(json.dumps({"version": result.version, "accuracy": result.accuracy, "kappa": result.kappa,
+                               "trials": result.trials, "excluded": result.excluded}))
+        return
+    table = Table("cue", "sample", "true", "predicted", "p(predicted)",
+                  title=f"{file.name} — model version {result.version}")
+    for t in result.trials:
+        p = max(t["probabilities"])
+        table.add_row(str(t["cue_index"]), str(t["cue_sample"]), t["true_label"] or "—", t["label"],
+                      f"{p:.2f}")
+    console.print(table)
+    if result.accuracy is not None:
+        console.print(f"accuracy {result.accuracy:.3f}   kappa {result.kappa:.3f}   "
+                      f"({len(result.trials)} trials, {len(result.excluded)} excluded)")
+    else:
+        console.print(f"{len(result.trials)} trials, {len(result.excluded)} excluded; no labels to score")

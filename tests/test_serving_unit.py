@@ -1,0 +1,232 @@
+"""Serving without a server: input checks, decoding, the model holder, the ASGI guard."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from bcistream.data.profiles import load_profile
+from bcistream.serving.compute import (
+    RequestError,
+    check_features,
+    check_trials,
+    classify_features,
+    classify_trials,
+    recording_suffix,
+)
+from bcistream.serving.guard import Guard, Runtime
+from bcistream.serving.holder import ModelHolder, parse_model_uri
+from tests.realtime_data import fitted_pipeline, synth_recording
+
+PROF = load_profile(None)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return fitted_pipeline()
+
+
+@pytest.mark.parametrize(
+    ("trials", "needle"),
+    [
+        ([], "empty batch"),
+        (np.zeros((0, 22, 800)), "empty batch"),
+        (np.zeros((22, 800)), "shape (n_trials, n_channels, n_times)"),
+        (np.zeros((1, 21, 800)), "21 channels, the model expects 22"),
+        (np.zeros((1, 22, 749)), "749 samples, the model needs at least 750"),
+        (np.full((1, 22, 800), np.nan), "NaN or Inf"),
+        (np.full((1, 22, 800), np.inf), "NaN or Inf"),
+        ([[[1.0] * 800] * 22, [[1.0] * 700] * 22], "equal lengths"),
+        ([[["a"] * 800] * 22], "numeric array"),
+    ],
+)
+def test_check_trials_names_the_problem(trials, needle):
+    with pytest.raises(RequestError, match=None) as info:
+        check_trials(trials, PROF)
+    assert needle in str(info.value)
+    assert info.value.status == 400
+
+
+def test_check_trials_refuses_another_rate():
+    with pytest.raises(RequestError, match="500 Hz but the model expects 250 Hz"):
+        check_trials(np.zeros((1, 22, 800)), PROF, sfreq=500)
+    assert check_trials(np.zeros((1, 22, 800)), PROF, sfreq=250.0).shape == (1, 22, 800)
+
+
+def test_check_features():
+    with pytest.raises(RequestError, match="expects 6"):
+        check_features(np.zeros((2, 4)), 6)
+    with pytest.raises(RequestError, match="empty batch"):
+        check_features([], 6)
+    with pytest.raises(RequestError, match="NaN or Inf"):
+        check_features([[np.nan] * 6], 6)
+    assert check_features([[0.0] * 6], 6).shape == (1, 6)
+
+
+def test_classify_trials_equals_the_pipeline_with_preroll(pipe):
+    rec = synth_recording(30.0, seed=3)
+    ends = [c.sample + PROF.offset_samples + PROF.window_samples for c in rec.cues]
+    X = np.stack([rec.data[:, e - 1000:e] for e in ends])
+    out = classify_trials(pipe, X)
+    np.testing.assert_array_equal(out["labels"], pipe.predict(X))
+    np.testing.assert_allclose(out["probabilities"], pipe.predict_proba(X), rtol=0, atol=0)
+    assert out["preroll"] is True and out["preroll_samples"] == 250 and out["warning"] is None
+    bare = classify_trials(pipe, X[:, :, -750:])
+    assert bare["preroll"] is False and "no pre-roll" in bare["warning"]
+
+
+def test_classify_features_is_the_classifier_step(pipe):
+    feats = np.random.default_rng(0).standard_normal((5, 6))
+    out = classify_features(pipe, feats)
+    np.testing.assert_array_equal(out["probabilities"], pipe.named_steps["clf"].predict_proba(feats))
+    assert out["classes"] == ["left", "right"]
+
+
+def test_recording_suffix():
+    assert recording_suffix("tmpab12A01T.gdf") == ".gdf"
+    assert recording_suffix("x.FIF.gz") == ".fif.gz"
+    with pytest.raises(RequestError, match="'.txt'"):
+        recording_suffix("notes.txt")
+
+
+def test_parse_model_uri():
+    assert parse_model_uri("models:/m@champion").alias == "champion"
+    assert parse_model_uri("models:/m").alias == "champion"
+    fixed = parse_model_uri("models:/m/3")
+    assert fixed.version == "3" and fixed.alias is None
+    with pytest.raises(ValueError, match="models:/NAME@ALIAS"):
+        parse_model_uri("runs:/abc/model")
+
+
+class FakeRegistry:
+    def __init__(self) -> None:
+        self.alias = "1"
+        self.down = False
+        self.loads: list[str] = []
+
+    def resolve(self, tracking_uri, name, alias):
+        if self.down:
+            raise ConnectionError("registry down")
+        return self.alias
+
+    def load(self, uri, tracking_uri):
+        self.loads.append(uri)
+        return SimpleNamespace(version=uri.rsplit("/", 1)[1], pipeline=None)
+
+
+def test_holder_swaps_keeps_previous_and_survives_outage():
+    reg = FakeRegistry()
+    h = ModelHolder("models:/m@champion", "sqlite://", poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h.start()
+    assert h.current.version == "1" and h.status()["registry_reachable"] is True
+    assert h.refresh() is False  # unchanged alias: no reload
+    reg.alias = "2"
+    assert h.refresh() is True
+    assert h.current.version == "2" and h.get("1") is not None and h.versions == ["1", "2"]
+    reg.alias = "3"
+    h.refresh()
+    assert h.versions == ["2", "3"] and h.get("1") is None
+    reg.down = True
+    assert h.refresh() is False
+    st = h.status()
+    assert st["version"] == "3" and st["registry_reachable"] is False and st["serving_last_good_model"]
+    assert "registry down" in st["last_error"]
+    reg.down, reg.alias = False, "2"  # roll back to a version still held: no download
+    n_loads = len(reg.loads)
+    assert h.refresh() is True and h.current.version == "2" and len(reg.loads) == n_loads
+
+
+def test_holder_without_model_is_not_ready():
+    reg = FakeRegistry()
+    reg.down = True
+    h = ModelHolder("models:/m@champion", None, poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h.start()
+    assert h.current is None and h.status()["ready"] is False
+
+
+def _guarded(token=None, max_body=1000, holder=None):
+    async def echo(request):
+        body = await request.body()
+        return JSONResponse({"n": len(body)})
+
+    app = Starlette(routes=[Route("/classify", echo, methods=["POST"]),
+                            Route("/livez", lambda r: JSONResponse({}), methods=["GET"])])
+    return TestClient(Guard(app, Runtime(holder=holder), token=token, max_body=max_body))
+
+
+def test_guard_auth():
+    c = _guarded(token="s3cret")
+    assert c.post("/classify", content=b"x").status_code == 401
+    assert c.post("/classify", content=b"x", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert c.post("/classify", content=b"x", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert c.get("/livez").status_code == 200
+    assert _guarded().post("/classify", content=b"x").status_code == 200
+
+
+def test_guard_body_limit_by_length_and_by_stream():
+    c = _guarded(max_body=1000)
+    assert c.post("/classify", content=b"x" * 1000).json() == {"n": 1000}
+    r = c.post("/classify", content=b"x" * 1001)
+    assert r.status_code == 413 and "1001 bytes exceeds the limit of 1000" in r.json()["error"]
+
+    def chunks():  # no Content-Length: counted while reading
+        for _ in range(5):
+            yield b"x" * 400
+
+    r = c.post("/classify", content=chunks())
+    assert r.status_code == 413 and "exceeds the limit" in r.json()["error"]
+
+
+def test_guard_readyz_detail():
+    assert _guarded().get("/readyz").status_code == 503
+    reg = FakeRegistry()
+    h = ModelHolder("models:/m@champion", None, poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h.start()
+    reg.down = True
+    h.refresh()
+    r = _guarded(holder=h).get("/readyz")
+    assert r.status_code == 200
+    assert r.json()["registry_reachable"] is False and "registry is unreachable" in r.json()["detail"]
+
+
+
+def _form(**kw):
+    import httpx
+
+    req = httpx.Request("POST", "http://x/", **kw)
+    return req.read(), req.headers["content-type"].encode()
+
+
+def test_check_form():
+    from bcistream.serving.guard import check_form
+
+    ok = frozenset({"file", "labels"})
+    assert check_form(*_form(files={"file": ("a.gdf", b"\r\n--not-the-boundary\r\n")}), ok) is None
+    assert check_form(*_form(files=[("file", ("a.gdf", b"1")), ("labels", ("l.mat", b"2"))]), ok) is None
+    assert "must be a file upload" in check_form(*_form(files={"file": ("a", b"")}, data={"labels": "x"}), ok)
+    assert "unknown form field 'zz'" in check_form(*_form(files={"zz": ("a", b"")}), ok)
+    assert "without a boundary" in check_form(b"", b"multipart/form-data", ok)
+
+
+def test_serve_refuses_a_bad_model_uri(capsys):
+    from bcistream.cli import main
+
+    assert main(["serve", "--model", "runs:/abc/model"]) == 2
+    assert "models:/NAME@ALIAS" in capsys.readouterr().err
+
+
+def test_serve_env_points_mlflow_at_the_service_registry(monkeypatch, tmp_path):
+    from bcistream.cli.serve_cmds import serve_env
+
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////elsewhere.db")
+    monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path))
+    env = serve_env("models:/m/2", "http://127.0.0.1:5000")
+    assert env["MLFLOW_REGISTRY_URI"] == env["MLFLOW_TRACKING_URI"] == env["BCISTREAM_TRACKING_URI"]
+    assert env["BCISTREAM_TRACKING_URI"] == "http://127.0.0.1:5000"
+    assert env["BCISTREAM_MODEL_URI"] == "models:/m/2" and env["BENTOML_DO_NOT_TRACK"] == "true"
