@@ -37,6 +37,9 @@ for key, value in {
 
 DATA = Path(__file__).parent / "data"
 
+# Real-broker fixtures (tansu Kafka, moto S3) shared by the streaming tests.
+pytest_plugins = ["tests.brokers", "tests.stream_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:

@@ -7,17 +7,24 @@ printed as one line too unless ``BCISTREAM_DEBUG=1`` asks for the traceback.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
 
 import click
+import typer
 
-from bcistream.cli import data_cmds  # noqa: F401  (registers commands)
 from bcistream.cli.app import app
 from bcistream.errors import BcistreamError
 
 __all__ = ["app", "main"]
+
+# Command modules register on `app` when imported; this order is the order of `bcistream --help`.
+_COMMAND_MODULES = ("data_cmds", "demo_cmds", "stream_cmds", "train_cmds", "retrain_cmds", "serve_cmds",
+                    "k8s_cmds")
+for _module in _COMMAND_MODULES:
+    importlib.import_module(f"bcistream.cli.{_module}")
 
 
 def _setup_logging() -> None:
@@ -34,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     err = sys.stderr
     try:
         result = app(args=argv, standalone_mode=False)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         err.write("aborted\n")
         return 130
-    except click.exceptions.Exit as exc:
+    except (typer.Exit, click.exceptions.Exit) as exc:
         return int(exc.exit_code)
-    except click.ClickException as exc:
+    except (typer.TyperException, click.ClickException) as exc:
+        # typer >= 0.29 raises from its own vendored click; both have show().
         exc.show()
         return 2
     except (BcistreamError, ValueError, OSError) as exc:

@@ -211,17 +211,19 @@ def register_model(
             mlflow.start_run(run_id=run_id, nested=active is not None))
         with ctx:
             info = log_pipeline(pipeline, metadata=metadata)
-    c = client(tracking_uri)
-    try:
-        c.create_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-            raise ModelError(f"{tracking_uri}: cannot create model '{name}': {exc.message}") from None
-    all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id}
-    mv = c.create_model_version(name, source=info.model_uri, run_id=run_id, tags=all_tags,
-                                model_id=info.model_id)
-    if alias:
-        c.set_registered_model_alias(name, alias, mv.version)
+        # Still inside tracking(): MLflow's sqlite registry looks the logged model up through the
+        # process-wide tracking URI when it creates the version.
+        c = client(tracking_uri)
+        try:
+            c.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise ModelError(f"{tracking_uri}: cannot create model '{name}': {exc.message}") from None
+        all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id}
+        mv = c.create_model_version(name, source=info.model_uri, run_id=run_id, tags=all_tags,
+                                    model_id=info.model_id)
+        if alias:
+            c.set_registered_model_alias(name, alias, mv.version)
     return str(mv.version)
 
 

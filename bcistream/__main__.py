@@ -1,0 +1,5 @@
+"""``python -m bcistream`` = the ``bcistream`` command."""
+
+from bcistream.cli import console_main
+
+console_main()

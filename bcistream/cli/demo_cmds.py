@@ -1,0 +1,164 @@
+"""``bcistream demo``: synthesize (or use your 2a files) → train → promote → replay live → decode → report.
+
+Every step is the real command a user would run (``train``, ``replay``, ``run``); the demo only
+wires them together on embedded defaults (LSL on loopback, MLflow sqlite in the working folder)
+and then checks the live decisions against the offline pipeline on the same trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from bcistream.cli.app import app
+from bcistream.cli.common import console, progress_bar, settings
+from bcistream.errors import BcistreamError
+
+LOOPBACK_LSL = ("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
+                "AddressesOverride = {127.0.0.1}\nInterfaces = {127.0.0.1}\nTTLOverride = 0\n"
+                "[lab]\nKnownPeers = {127.0.0.1}\n[log]\nlevel = -3\n")
+
+
+def _cli(args: list[str]) -> None:
+    """Run a bcistream sub-command in-process; raise if it fails."""
+    from bcistream.cli import main
+
+    code = main(args)
+    if code != 0:
+        raise BcistreamError(f"'bcistream {args[0]}' failed (exit {code}); see its message above")
+
+
+def _synthetic(folder: Path, seed: int, trials_per_class: int) -> Path:
+    from bcistream.data.synth import write_dataset
+
+    if not (folder / "A01T_raw.fif").exists() or not (folder / "A01E_raw.fif").exists():
+        with progress_bar("synthesizing subject 1", total=2) as advance:
+            write_dataset(folder, subjects=1, seed=seed, progress=advance,
+                          n_trials_per_class=trials_per_class)
+    return folder
+
+
+def _broker(home: Path):
+    """Start the bundled Kafka-protocol broker (tansu) on a free loopback port."""
+    from bcistream.streamer.local_broker import LocalBroker
+
+    return LocalBroker(log_dir=home).start()
+
+
+@app.command()
+def demo(
+    data: Annotated[Path | None, typer.Option(help="Folder with your BCI IV 2a files (A0xT/A0xE "
+                                                   "+ A0xE.mat); default: synthesize one subject.")] = None,
+    subject: Annotated[int, typer.Option(min=1, max=99, help="Subject to use from --data.")] = 1,
+    transport: Annotated[str, typer.Option(help="lsl (loopback) or kafka.")] = "lsl",
+    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers; default: start "
+                                                       "the bundled local broker.")] = None,
+    speed: Annotated[float, typer.Option(min=0.1, help="Replay speed (x real time).")] = 30.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic subject.")] = 0,
+    trials_per_class: Annotated[int, typer.Option(min=4, max=72, help="Synthetic trials per class "
+                                                                     "and session.")] = 72,
+    view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
+) -> None:
+    """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
+    from bcistream.cli.demo_report import read_decisions, summarize, write_report
+    from bcistream.data.loader import find_subject_files, load_recording
+    from bcistream.training.registry import load_model
+
+    if transport not in ("lsl", "kafka"):
+        raise BcistreamError(f"--transport must be lsl or kafka, got {transport!r}")
+    cfg = settings()
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    report = cfg.home / "demo" / stamp
+    report.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        folder = _synthetic(cfg.data_dir / f"synthetic-seed{seed}-{trials_per_class}", seed,
+                            trials_per_class)
+        subject = 1
+    else:
+        folder = data
+    files = find_subject_files(folder, subject)
+    if "E" not in files:
+        raise BcistreamError(f"{folder}: the demo replays the evaluation session, but there is no "
+                             f"A{subject:02d}E recording")
+    name = f"{cfg.model_name}-demo"
+    uri = cfg.mlflow_uri
+    console.rule("1/3 train, register and promote")
+    _cli(["train", "--data", str(folder), "--subject", str(subject), "--name", name])
+    champion = load_model(f"models:/{name}@champion", uri)
+    evaluation = load_recording(files["E"], champion.profile)
+
+    console.rule(f"2/3 replay {files['E'].name} over {transport} at {speed:g}x and decode it live")
+    if transport == "lsl" and "LSLAPICFG" not in os.environ:
+        # Loopback only: the demo must not multicast onto the lab network.
+        cfg_path = cfg.home / "lsl_loopback.cfg"
+        cfg_path.write_text(LOOPBACK_LSL)
+        os.environ["LSLAPICFG"] = str(cfg_path.resolve())
+    stream = f"bcistream-demo-{os.getpid()}"
+    decisions_path = report / "decisions.jsonl"
+    broker = None
+    replay_log = (report / "replay.log").open("w")
+    cmd = [sys.executable, "-m", "bcistream", "replay", str(files["E"]), "--to", transport,
+           "--name", stream, "--speed", f"{speed:g}", "--profile", cfg.profile]
+    run_args = ["run", "--model", f"models:/{name}@champion", "--to", f"jsonl:{decisions_path}",
+                "--trigger", "both", "--idle-exit", "3", "--tracking-uri", uri,
+                "--duration", f"{evaluation.duration / speed + 120:.0f}"]
+    run_args += [] if view is None else (["--view"] if view else ["--no-view"])
+    replay_proc = None
+    try:
+        if transport == "kafka":
+            if bootstrap is None:
+                broker = _broker(report)
+                bootstrap = broker.bootstrap
+            topic = f"demo-{stamp}"
+            cmd += ["--topic", topic, "--markers-topic", f"{topic}.markers", "--bootstrap", bootstrap]
+            run_args += ["--from", f"kafka:{topic}", "--bootstrap", bootstrap, "--group",
+                         f"demo-{stamp}", "--markers-topic", f"{topic}.markers"]
+        else:
+            cmd += ["--wait-consumer", "60"]
+            run_args += ["--from", f"lsl:{stream}", "--resolve-timeout", "30"]
+        replay_proc = subprocess.Popen(cmd, stdout=replay_log, stderr=subprocess.STDOUT)
+        _cli(run_args)
+        replay_proc.wait(timeout=60)
+    finally:
+        if replay_proc is not None and replay_proc.poll() is None:
+            replay_proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                replay_proc.wait(timeout=10)
+            if replay_proc.poll() is None:
+                replay_proc.kill()
+        replay_log.close()
+        if broker is not None:
+            broker.stop()
+
+    console.rule("3/3 summary")
+    decisions = read_decisions(decisions_path)
+    if not decisions:
+        raise BcistreamError(f"no decisions were made; see {report / 'replay.log'}")
+    summary = summarize(decisions, champion.pipeline, evaluation, champion.version)
+    write_report(report, summary, decisions, list(champion.profile.class_names), champion.profile.sfreq)
+    table = Table("measure", "value", title=f"bcistream demo — report in {report}")
+    table.add_row("model version", f"{name} v{summary.model_version} (champion)")
+    table.add_row("online accuracy (cue-locked, live)", f"{summary.online_accuracy:.4f}")
+    table.add_row("offline accuracy (same trials)", f"{summary.offline_accuracy:.4f}")
+    table.add_row("online = offline labels", f"{summary.agreement:.1%} of {summary.cue_trials} trials")
+    table.add_row("latency p50 / latency p99", f"{summary.latency_p50_ms:.2f} ms / "
+                                               f"{summary.latency_p99_ms:.2f} ms")
+    table.add_row("decisions per second", f"{summary.decisions_per_s:.1f} ({summary.decisions} in all)")
+    console.print(table)
+    # Plain lines too, for logs and for the fresh-machine check.
+    console.print(f"online accuracy {summary.online_accuracy:.4f}; offline accuracy "
+                  f"{summary.offline_accuracy:.4f}; latency p99 {summary.latency_p99_ms:.2f} ms; "
+                  f"model version {summary.model_version}", soft_wrap=True)
+    if summary.misaligned_cues or summary.agreement < 1.0:
+        raise BcistreamError(
+            f"online and offline decisions disagree ({summary.agreement:.1%} agreement, "
+            f"{summary.misaligned_cues} cue windows not at a cue of the recording) — this is a bug")

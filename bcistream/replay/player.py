@@ -1,0 +1,218 @@
+"""Play a recording as a live stream: EEG chunks plus a marker stream of its cues.
+
+Targets are LSL (an EEG outlet ``NAME`` with channel labels, units and type, plus a string marker
+outlet ``NAME-markers``) or Kafka (chunks in the wire format on the raw topic, JSON markers on the
+markers topic, both keyed by the stream id). Samples are sent in the profile's channel order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from bcistream.data.recording import Recording
+from bcistream.replay.pacing import Pacer
+from bcistream.streamer.lsl_source import MARKER_SUFFIX
+
+__all__ = ["KafkaTarget", "LslTarget", "ReplayStats", "Target", "replay"]
+
+
+class Target(Protocol):
+    """Where replayed chunks and cues go."""
+
+    def send(self, data: np.ndarray, seq: int, timestamp: float) -> None:
+        """Send samples (n_channels, n) starting at sample ``seq`` with first-sample ``timestamp``."""
+        ...
+
+    def cue(self, sample: int, timestamp: float, label: str | None) -> None:
+        """Send a cue at ``sample``."""
+        ...
+
+    def clock(self) -> float:
+        """The transport's clock (timestamps start here)."""
+        ...
+
+    def flush(self) -> None:
+        """Make sent data visible."""
+        ...
+
+    def close(self) -> None:
+        """Release the transport."""
+        ...
+
+
+@dataclass
+class ReplayStats:
+    """What a replay did."""
+
+    chunks: int = 0
+    samples: int = 0
+    cues: int = 0
+    loops: int = 0
+    lateness: list[float] = field(default_factory=list)
+
+    def jitter_p99_ms(self) -> float:
+        """99th percentile of release lateness in ms (0 when unpaced)."""
+        return float(np.percentile(self.lateness, 99) * 1e3) if self.lateness else 0.0
+
+
+def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, chunk: int = 10,
+           loop: bool = False, stop: threading.Event | None = None,
+           on_chunk: Callable[[ReplayStats], None] | None = None, flush_every: int = 64) -> ReplayStats:
+    """Send ``recording`` to ``target`` at ``speed`` x real time (``None``: as fast as possible).
+
+    Sample ``k`` carries timestamp ``t0 + k / sfreq`` on the target's clock whatever the speed, so
+    cue and window positions derived from timestamps stay exact. Chunk releases follow a monotonic
+    schedule (`Pacer`): chunk ``j`` leaves when its last sample would exist.
+
+    Parameters
+    ----------
+    recording : Recording
+    target : Target
+    speed : float or None
+        Real-time factor, or ``None`` for as fast as the transport takes it.
+    chunk : int
+        Samples per chunk.
+    loop : bool
+        Start over at the end (sample numbers and timestamps keep increasing) until ``stop``.
+    stop : threading.Event, optional
+    on_chunk : callable, optional
+        Called after each chunk with the running stats.
+    flush_every : int
+        Chunks between flushes when unpaced (paced replays flush every chunk).
+
+    Returns
+    -------
+    ReplayStats
+    """
+    if chunk < 1:
+        raise ValueError(f"--chunk must be >= 1, got {chunk}")
+    if speed is not None and speed <= 0:
+        raise ValueError(f"--speed must be > 0 or 'max', got {speed}")
+    stop = stop or threading.Event()
+    sfreq = recording.sfreq
+    data = recording.data
+    n = recording.n_samples
+    cues = sorted(recording.cues, key=lambda c: c.sample)
+    pacer = Pacer(None if speed is None else chunk / sfreq / speed)
+    t0 = target.clock()
+    stats = ReplayStats()
+    k = 0
+    offset = 0
+    while not stop.is_set():
+        ci = 0
+        for start in range(0, n, chunk):
+            stop_at = min(start + chunk, n)
+            base = offset + start
+            while ci < len(cues) and cues[ci].sample < stop_at:
+                s = offset + cues[ci].sample
+                target.cue(s, t0 + s / sfreq, cues[ci].label)
+                stats.cues += 1
+                ci += 1
+            pacer.wait(k, stop.is_set)
+            if stop.is_set():
+                break
+            target.send(data[:, start:stop_at], base, t0 + base / sfreq)
+            if speed is not None or k % flush_every == 0:
+                target.flush()
+            k += 1
+            stats.chunks += 1
+            stats.samples += stop_at - start
+            if on_chunk is not None:
+                on_chunk(stats)
+        offset += n
+        stats.loops += 1
+        if not loop:
+            break
+    target.flush()
+    stats.lateness = pacer.lateness
+    return stats
+
+
+class LslTarget:
+    """An LSL EEG outlet (microvolts, channel labels, type EEG) and its ``-markers`` outlet."""
+
+    def __init__(self, name: str, recording: Recording, source_id: str | None = None,
+                 chunk: int = 10) -> None:
+        import pylsl
+
+        self._pylsl = pylsl
+        prof = recording.profile
+        sid = source_id or f"bcistream-replay-{name}"
+        info = pylsl.StreamInfo(name, "EEG", prof.n_channels, prof.sfreq, pylsl.cf_float32, sid)
+        info.set_channel_labels(list(prof.channels))
+        info.set_channel_types("EEG")
+        info.set_channel_units("microvolts")
+        info.desc().append_child_value("manufacturer", "bcistream replay")
+        info.desc().append_child_value("source", str(recording.source))
+        self.outlet = pylsl.StreamOutlet(info, chunk_size=chunk)
+        minfo = pylsl.StreamInfo(name + MARKER_SUFFIX, "Markers", 1, pylsl.IRREGULAR_RATE,
+                                 pylsl.cf_string, sid + MARKER_SUFFIX)
+        self.markers = pylsl.StreamOutlet(minfo)
+        self._buf: np.ndarray | None = None
+
+    def wait_for_consumers(self, timeout: float) -> bool:
+        """Wait until an inlet is connected to the EEG and marker outlets."""
+        return bool(self.outlet.wait_for_consumers(timeout) and self.markers.wait_for_consumers(timeout))
+
+    def clock(self) -> float:
+        """LSL clock."""
+        return self._pylsl.local_clock()
+
+    def send(self, data: np.ndarray, seq: int, timestamp: float) -> None:
+        """Push samples in microvolts; LSL stamps earlier samples back from the last one."""
+        n = data.shape[1]
+        samples = np.ascontiguousarray(data.T * 1e6, dtype=np.float32)
+        self.outlet.push_chunk(samples, timestamp + (n - 1) / self.outlet.get_info().nominal_srate(),
+                               True)
+
+    def cue(self, sample: int, timestamp: float, label: str | None) -> None:
+        """Push the class name (``"unknown"`` when unlabelled) at the cue's timestamp."""
+        self.markers.push_sample([label or "unknown"], timestamp, True)
+
+    def flush(self) -> None:
+        """Chunks are pushed through on send."""
+
+    def close(self) -> None:
+        """Destroy the outlets."""
+        self.outlet = None
+        self.markers = None
+
+
+class KafkaTarget:
+    """Chunks (wire format) and JSON cue markers to Kafka, keyed by ``stream_id``."""
+
+    def __init__(self, bootstrap: str, stream_id: str, sfreq: float, topic: str = "eeg.raw",
+                 markers_topic: str = "eeg.markers", kafka_config: dict[str, Any] | None = None) -> None:
+        import time
+
+        from bcistream.streamer.kafka_sink import KafkaChunkProducer
+
+        self._time = time
+        self.stream_id = stream_id
+        self.sfreq = sfreq
+        self.producer = KafkaChunkProducer(bootstrap, topic, markers_topic, kafka_config)
+
+    def clock(self) -> float:
+        """Wall clock (Kafka consumers elsewhere share no LSL clock)."""
+        return self._time.time()
+
+    def send(self, data: np.ndarray, seq: int, timestamp: float) -> None:
+        """Send one chunk."""
+        self.producer.send_chunk(self.stream_id, data, self.sfreq, seq, timestamp)
+
+    def cue(self, sample: int, timestamp: float, label: str | None) -> None:
+        """Send one cue marker."""
+        self.producer.send_marker(self.stream_id, sample, label)
+
+    def flush(self) -> None:
+        """Wait for acknowledgements."""
+        self.producer.flush()
+
+    def close(self) -> None:
+        """Flush and close."""
+        self.producer.close()

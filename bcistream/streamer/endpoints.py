@@ -1,0 +1,93 @@
+"""``--from`` / ``--to`` specs -> sources and sinks (``lsl:NAME``, ``kafka:TOPIC``, ``jsonl:PATH`` ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bcistream.data.profiles import Profile
+from bcistream.errors import BcistreamError
+from bcistream.realtime.protocols import Sink, Source
+
+__all__ = ["TransportOptions", "open_sink", "open_source", "split_spec"]
+
+
+@dataclass
+class TransportOptions:
+    """Transport settings shared by sources and sinks.
+
+    Parameters
+    ----------
+    bootstrap : str
+        Kafka bootstrap servers.
+    group : str
+        Kafka consumer group.
+    markers_topic, dead_letter_topic : str
+    kafka_config : dict
+        Extra kafka-python settings (security, SASL, TLS, timeouts).
+    warmup_messages : int
+        Kafka messages re-read before the committed offset to rebuild stream state.
+    resolve_timeout : float
+        Seconds to wait for each LSL stream.
+    skip_backlog : bool
+        Drop what an LSL outlet buffered before the inlet opened.
+    lsl_markers : bool
+        Open ``NAME-markers`` cue streams on LSL.
+    """
+
+    bootstrap: str = "127.0.0.1:9092"
+    group: str = "bcistream"
+    markers_topic: str = "eeg.markers"
+    dead_letter_topic: str = "eeg.dead-letter"
+    kafka_config: dict[str, Any] = field(default_factory=dict)
+    warmup_messages: int = 256
+    resolve_timeout: float = 5.0
+    skip_backlog: bool = False
+    lsl_markers: bool = True
+
+
+def split_spec(spec: str, kinds: tuple[str, ...]) -> tuple[str, str]:
+    """``"kafka:eeg.raw"`` -> ("kafka", "eeg.raw"); `BcistreamError` naming the accepted kinds."""
+    kind, sep, value = spec.partition(":")
+    if kind == "stdout" and not sep:
+        return "stdout", ""
+    if kind not in kinds or not value:
+        raise BcistreamError(f"'{spec}': expected one of {', '.join(k + ':...' for k in kinds)}")
+    return kind, value
+
+
+def open_source(spec: str, profile: Profile, opts: TransportOptions) -> Source:
+    """``lsl:NAME[,NAME...]`` (or ``lsl:source_id=ID``) or ``kafka:TOPIC``."""
+    kind, value = split_spec(spec, ("lsl", "kafka"))
+    if kind == "lsl":
+        from bcistream.streamer.lsl_source import LslSource
+
+        names = [v for v in value.split(",") if v]
+        return LslSource(names, profile, markers=opts.lsl_markers, resolve_timeout=opts.resolve_timeout,
+                         skip_backlog=opts.skip_backlog)
+    from bcistream.streamer.kafka_source import KafkaSource
+
+    return KafkaSource(opts.bootstrap, value, group=opts.group, markers_topic=opts.markers_topic or None,
+                       dead_letter_topic=opts.dead_letter_topic, n_channels=profile.n_channels,
+                       sfreq=profile.sfreq, kafka_config=opts.kafka_config,
+                       warmup_messages=opts.warmup_messages)
+
+
+def open_sink(spec: str, opts: TransportOptions) -> Sink:
+    """``stdout``, ``jsonl:PATH``, ``lsl:NAME`` (marker outlet) or ``kafka:TOPIC``."""
+    kind, value = split_spec(spec, ("stdout", "jsonl", "lsl", "kafka"))
+    if kind == "stdout":
+        from bcistream.streamer.sinks import StdoutSink
+
+        return StdoutSink()
+    if kind == "jsonl":
+        from bcistream.streamer.sinks import JsonlSink
+
+        return JsonlSink(value)
+    if kind == "lsl":
+        from bcistream.streamer.lsl_sink import LslDecisionSink
+
+        return LslDecisionSink(value)
+    from bcistream.streamer.kafka_sink import KafkaDecisionSink
+
+    return KafkaDecisionSink(opts.bootstrap, value, opts.kafka_config)

@@ -1,0 +1,354 @@
+"""Kafka source: EEG chunks from a consumer group on ``eeg.raw``, cue markers from ``eeg.markers``.
+
+Delivery is at-least-once: the engine loop commits `resume_point` only after the decisions for the
+polled data are flushed. When a partition arrives (start, restart, rebalance) the source seeks back
+``warmup_messages`` before the committed offset so the engine rebuilds each stream's filter and
+window state; decisions completed by those re-read chunks were already published by the previous
+owner, and `KafkaSource.replayed` tells the sink wrapper to drop them (no double decisions).
+Undecodable or mismatched messages go to the dead-letter topic with the reason in the headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bcistream.realtime.protocols import Batch, Chunk, Marker
+from bcistream.realtime.records import Decision
+from bcistream.streamer.dead_letter import DeadLetter
+from bcistream.streamer.kafka_config import consumer_config, producer_config
+from bcistream.streamer.wire import WireError, decode_chunk, decode_marker
+
+__all__ = ["KafkaSource", "KafkaSourceStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KafkaSourceStats:
+    """Counters of a Kafka source (read by the live view and metrics)."""
+
+    messages: int = 0
+    bytes: int = 0
+    markers: int = 0
+    dead_letters: int = 0
+    gaps: int = 0
+    gap_samples: int = 0
+    duplicates: int = 0
+    commits: int = 0
+    commit_failures: int = 0
+    rebalances: int = 0
+    events: deque = field(default_factory=lambda: deque(maxlen=100))
+
+
+@dataclass
+class _Pending:
+    marker: Marker
+    emitted: bool = False
+
+
+def _listener(source: KafkaSource) -> Any:
+    from kafka import ConsumerRebalanceListener
+
+    class _Listener(ConsumerRebalanceListener):
+        """Only records what changed (kafka-python 3 forbids commits in a rebalance listener)."""
+
+        def on_partitions_revoked(self, revoked: Any) -> None:
+            source._revoked(set(revoked))
+
+        def on_partitions_assigned(self, assigned: Any) -> None:
+            source._assigned(set(assigned))
+
+    return _Listener()
+
+
+class KafkaSource:
+    """Chunks and cue markers from Kafka (implements `bcistream.realtime.Source`).
+
+    Parameters
+    ----------
+    bootstrap : str
+        Bootstrap servers.
+    topic : str
+        Topic of EEG chunks (wire format of `bcistream.streamer.wire`), keyed by stream id.
+    group : str
+        Consumer group; engines of one group split the partitions.
+    markers_topic : str or None
+        Topic of cue markers (every engine reads all of it and keeps the markers of its streams).
+    dead_letter_topic : str
+        Where undecodable messages go, with ``reason`` and origin headers.
+    n_channels, sfreq : int or float, optional
+        What the model expects; chunks that differ are dead-lettered with the reason.
+    kafka_config : dict, optional
+        Extra kafka-python settings (security, SASL, TLS, ...); see `kafka_config`.
+    warmup_messages : int
+        How many messages per partition before the committed offset are re-read to rebuild state.
+    marker_keep_samples : int
+        Markers are forgotten once a stream is this many samples past them.
+    catchup_records : int
+        A poll returning at least this many chunks means the engine is behind (backlog, restart):
+        the marker consumer is then drained first so no cue arrives after its window.
+    """
+
+    def __init__(self, bootstrap: str, topic: str = "eeg.raw", *, group: str = "bcistream",
+                 markers_topic: str | None = "eeg.markers", dead_letter_topic: str = "eeg.dead-letter",
+                 n_channels: int | None = None, sfreq: float | None = None,
+                 kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
+                 marker_keep_samples: int = 5000, catchup_records: int = 20) -> None:
+        from kafka import KafkaConsumer, KafkaProducer
+
+        self.topic = topic
+        self.markers_topic = markers_topic
+        self.n_channels = n_channels
+        self.sfreq = sfreq
+        self.warmup_messages = int(warmup_messages)
+        self.marker_keep_samples = int(marker_keep_samples)
+        self.catchup_records = int(catchup_records)
+        self.stats = KafkaSourceStats()
+        self._consumer = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=group))
+        self._consumer.subscribe([topic], listener=_listener(self))
+        self._markers = None
+        if markers_topic:
+            self._markers = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=None))
+        self._markers_assigned = False
+        self._markers_checked = 0.0
+        self._dead = DeadLetter(KafkaProducer(**producer_config(bootstrap, kafka_config)),
+                                dead_letter_topic)
+        self._owned: set = set()
+        self._new: set = set()
+        self._offsets: dict[Any, int] = {}
+        self._committed: dict[Any, int] = {}
+        self._warm_limit: dict[Any, int] = {}
+        self._replayed: dict[str, int] = {}
+        self._next_seq: dict[str, int] = {}
+        self._stream_tp: dict[str, Any] = {}
+        self._pending: dict[str, list[_Pending]] = {}
+        self._steps: dict[tuple[int, float], np.ndarray] = {}
+
+    # -- rebalance bookkeeping (called from inside consumer.poll) ---------------------------------
+    def _revoked(self, revoked: set) -> None:
+        self.stats.rebalances += 1
+        self._owned -= revoked
+        self._new -= revoked
+        for tp in revoked:
+            self._offsets.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._warm_limit.pop(tp, None)
+        for sid in [s for s, tp in self._stream_tp.items() if tp in revoked]:
+            # Markers already emitted stay emitted: the engine still holds them if it gets the
+            # stream back, and re-sending them would decide those cues twice.
+            del self._stream_tp[sid]
+
+    def _assigned(self, assigned: set) -> None:
+        self._new |= assigned - self._owned
+        self._owned |= assigned
+
+    def _start_partitions(self, fetched: dict) -> set:
+        """Seek newly assigned partitions back for warm-up; return them (their fetched data is stale).
+
+        Records fetched in the same poll as the assignment are dropped and re-read after the seek.
+        """
+        new, self._new = self._new, set()
+        if not new:
+            return set()
+        begin = self._consumer.beginning_offsets(list(new))
+        for tp in new:
+            meta = self._consumer.committed(tp)
+            if meta is None:
+                if fetched.get(tp):
+                    self._consumer.seek(tp, fetched[tp][0].offset)
+                continue
+            start = max(int(begin.get(tp, 0)), int(meta) - self.warmup_messages)
+            self._warm_limit[tp] = int(meta)
+            self._committed[tp] = int(meta)
+            self._consumer.seek(tp, start)
+            self.stats.events.append(("assigned", f"{tp.topic}[{tp.partition}]", int(meta) - start))
+        return new
+
+    # -- markers -----------------------------------------------------------------------------------
+    def _poll_markers(self, drain: bool = False) -> None:
+        if self._markers is None:
+            return
+        if not self._markers_assigned:
+            now = time.monotonic()
+            if now - self._markers_checked < 0.5 and not drain:
+                return
+            self._markers_checked = now
+            from kafka import TopicPartition
+
+            parts = self._markers.partitions_for_topic(self.markers_topic)
+            if not parts:
+                return
+            self._markers.assign([TopicPartition(self.markers_topic, p) for p in sorted(parts)])
+            self._markers.seek_to_beginning()
+            self._markers_assigned = True
+            drain = True
+        while True:
+            got = self._markers.poll(timeout_ms=15 if drain else 0)
+            for records in got.values():
+                for rec in records:
+                    self._take_marker(rec)
+            if not drain or not got:
+                return
+
+    def _take_marker(self, rec: Any) -> None:
+        try:
+            sid, sample, label = decode_marker(rec.value, rec.key)
+        except WireError as exc:
+            self._dead.send(rec, exc.reason)
+            self.stats.dead_letters += 1
+            return
+        self.stats.markers += 1
+        self._pending.setdefault(sid, []).append(_Pending(Marker(sid, label, sample=sample)))
+
+    def _owned_markers(self) -> list[Marker]:
+        out = []
+        for sid, items in self._pending.items():
+            if sid not in self._stream_tp:
+                continue
+            done = self._next_seq.get(sid, 0) - self.marker_keep_samples
+            keep = []
+            for p in items:
+                if not p.emitted:
+                    out.append(p.marker)
+                    p.emitted = True
+                if p.marker.sample is None or p.marker.sample >= done:
+                    keep.append(p)
+            self._pending[sid] = keep
+        return out
+
+    # -- Source protocol ---------------------------------------------------------------------------
+    def poll(self, timeout: float = 0.0) -> Batch:
+        """Chunks (and the markers of owned streams) that arrived; waits at most ``timeout`` s."""
+        self._poll_markers()
+        got = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        stale = self._start_partitions(got)
+        if stale or sum(len(r) for r in got.values()) >= self.catchup_records:
+            # Catching up on a backlog: the cues of these chunks were produced before them, so
+            # wait for the marker consumer to fetch them before the engine passes their windows.
+            self._poll_markers(drain=True)
+        batch = Batch()
+        arrival = time.monotonic()
+        for tp, records in got.items():
+            if tp in stale or tp not in self._owned:
+                continue
+            for rec in records:
+                chunk = self._take_chunk(tp, rec, arrival)
+                if chunk is not None:
+                    batch.chunks.append(chunk)
+                self._offsets[tp] = rec.offset + 1
+        if len(batch.chunks) > 1:
+            batch.chunks = _coalesce(batch.chunks)
+        batch.markers = self._owned_markers()
+        return batch
+
+    def _take_chunk(self, tp: Any, rec: Any, arrival: float) -> Chunk | None:
+        self.stats.messages += 1
+        self.stats.bytes += len(rec.value or b"")
+        try:
+            if rec.key is None:
+                raise WireError("message has no key (the stream id)")
+            sid = rec.key.decode("utf-8")
+            wc = decode_chunk(rec.value)
+            n_ch, n = wc.data.shape
+            if self.n_channels is not None and n_ch != self.n_channels:
+                raise WireError(f"stream {sid!r} has {n_ch} channels, the model expects {self.n_channels}")
+            if self.sfreq is not None and abs(wc.sfreq - self.sfreq) > 1e-6:
+                raise WireError(f"stream {sid!r} is sampled at {wc.sfreq:g} Hz, the model expects "
+                                f"{self.sfreq:g} Hz")
+        except (WireError, UnicodeDecodeError) as exc:
+            limit = self._warm_limit.get(tp)
+            if limit is None or rec.offset >= limit:  # re-read warm-up data was dead-lettered before
+                self._dead.send(rec, getattr(exc, "reason", None) or f"key is not UTF-8: {exc}")
+                self.stats.dead_letters += 1
+            return None
+        expected = self._next_seq.get(sid)
+        if expected is not None and wc.seq > expected:
+            self.stats.gaps += 1
+            self.stats.gap_samples += wc.seq - expected
+            self.stats.events.append(("gap", sid, wc.seq - expected))
+        elif expected is not None and wc.seq < expected:
+            self.stats.duplicates += 1
+        self._next_seq[sid] = max(expected or 0, wc.seq + n)
+        self._stream_tp[sid] = tp
+        limit = self._warm_limit.get(tp)
+        if limit is not None and rec.offset < limit:
+            self._replayed[sid] = max(self._replayed.get(sid, -1), wc.seq + n)
+        steps = self._steps.get((n, wc.sfreq))
+        if steps is None:
+            steps = self._steps[(n, wc.sfreq)] = np.arange(n) / wc.sfreq
+        return Chunk(sid, wc.data, wc.timestamp + steps, wc.seq, arrival)
+
+    def replayed(self, decision: Decision) -> bool:
+        """True when ``decision`` was completed by re-read data: the previous owner published it."""
+        return decision.window_end <= self._replayed.get(decision.stream_id, -1)
+
+    def resume_point(self) -> dict:
+        """Next offset per owned partition, for what has been polled so far."""
+        return {tp: off for tp, off in self._offsets.items() if tp in self._owned}
+
+    def commit(self, point: dict) -> None:
+        """Flush dead letters, then commit offsets (only partitions still owned and advanced)."""
+        from kafka.errors import CommitFailedError, KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        self._dead.flush()
+        todo = {tp: off for tp, off in (point or {}).items()
+                if tp in self._owned and self._committed.get(tp) != off}
+        if not todo:
+            return
+        try:
+            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in todo.items()})
+        except (CommitFailedError, KafkaError) as exc:
+            # A rebalance took the partitions: the new owner re-reads from the last commit.
+            self.stats.commit_failures += 1
+            log.warning("offset commit failed (%s); data will be re-read by the new owner", exc)
+            return
+        self._committed.update(todo)
+        self.stats.commits += 1
+
+    def assignment(self) -> set:
+        """Partitions this source currently owns."""
+        return set(self._owned)
+
+    def close(self) -> None:
+        """Leave the group and close clients (commit first: the engine loop does)."""
+        try:
+            self._dead.close()
+        finally:
+            self._consumer.close(autocommit=False)
+            if self._markers is not None:
+                self._markers.close(autocommit=False)
+
+
+def _coalesce(chunks: list[Chunk]) -> list[Chunk]:
+    """Join consecutive chunks of a stream (contiguous ``seq``) polled together into one.
+
+    A backlog arrives as many small messages per stream; the engine does the same work on one
+    longer chunk for a fraction of the per-chunk overhead. Order within each stream is kept.
+    """
+    runs: dict[str, list[list[Chunk]]] = {}
+    order: list[tuple[str, int]] = []
+    for ch in chunks:
+        seqs = runs.setdefault(ch.stream_id, [])
+        last = seqs[-1][-1] if seqs else None
+        if (last is not None and last.seq is not None and ch.seq == last.seq + last.data.shape[1]
+                and ch.data.dtype == last.data.dtype and ch.data.shape[0] == last.data.shape[0]):
+            seqs[-1].append(ch)
+        else:
+            seqs.append([ch])
+            order.append((ch.stream_id, len(seqs) - 1))
+    out = []
+    for sid, k in order:
+        run = runs[sid][k]
+        if len(run) == 1:
+            out.append(run[0])
+            continue
+        out.append(Chunk(sid, np.concatenate([c.data for c in run], axis=1),
+                         np.concatenate([c.timestamps for c in run]), run[0].seq, run[-1].arrival))
+    return out

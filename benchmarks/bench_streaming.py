@@ -1,0 +1,454 @@
+"""Streaming benchmarks: LSL and Kafka end-to-end latency, LSL streams per engine, Kafka ingest, pacing.
+
+Run through ``benchmarks/run_all.py`` (the engine process is pinned to one core). Outlets, the
+producer and the tansu broker are the outside world: they run in child processes allowed on every
+core, so the engine's core only does the engine's work (inlets/consumer, decoding, publishing).
+LSL stays on loopback with a config whose ``PortRange`` lets one host offer thousands of outlets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SFREQ = 250.0
+N_CH = 22
+LSL_CFG = ("[ports]\nIPv6 = disable\nPortRange = 8192\n[multicast]\nResolveScope = machine\n"
+           "AddressesOverride = {127.0.0.1}\nInterfaces = {127.0.0.1}\nTTLOverride = 0\n"
+           "[lab]\nKnownPeers = {127.0.0.1}\n")
+
+
+def _lsl_env() -> None:
+    if "BCISTREAM_BENCH_LSLCFG" not in os.environ:
+        path = Path(tempfile.mkdtemp(prefix="bench-lsl-")) / "lsl_api.cfg"
+        path.write_text(LSL_CFG)
+        os.environ["BCISTREAM_BENCH_LSLCFG"] = str(path)
+    os.environ["LSLAPICFG"] = os.environ["BCISTREAM_BENCH_LSLCFG"]
+
+
+@contextlib.contextmanager
+def _all_cores():
+    """Children started inside run on every core (the bench process itself stays pinned)."""
+    if not hasattr(os, "sched_getaffinity"):
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
+
+
+def _child(*args: str) -> subprocess.Popen:
+    with _all_cores():
+        proc = subprocess.Popen([sys.executable, str(Path(__file__)), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env=os.environ.copy())
+    line = proc.stdout.readline()
+    if not line.startswith("ready"):
+        proc.kill()
+        raise RuntimeError(f"helper {args[0]} did not start: {line!r}")
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    proc.terminate()
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out
+
+
+def fitted_pipeline():
+    """A pipeline fitted on a short synthetic session."""
+    from bcistream.data.loader import load_recording
+    from bcistream.data.synth import synthesize_session
+    from bcistream.pipeline import epochs_from_recording, fit_filtered, make_pipeline
+
+    raw = synthesize_session(1, "T", seed=0, n_trials_per_class=12)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "A01T_raw.fif"
+        raw.save(path, verbose="error")
+        rec = load_recording(path)
+    pipe = make_pipeline()
+    return fit_filtered(pipe, epochs_from_recording(pipe, rec)), rec
+
+
+def _signal(rec, seconds: float = 8.0) -> np.ndarray:
+    n = int(seconds * SFREQ)
+    return np.ascontiguousarray(np.nan_to_num(rec.data[:, 2500:2500 + n]), dtype=np.float32)
+
+
+class _Timed:
+    """Sink wrapper: latency of each decision = publish time - push time of its last sample."""
+
+    def __init__(self, sink, clock):
+        self.sink, self.clock, self.lat, self.count = sink, clock, [], 0
+        self._pending = []
+
+    def write(self, decisions):
+        self.sink.write(decisions)
+        self._pending.extend(decisions)
+        self.count += len(decisions)
+
+    def flush(self):
+        self.sink.flush()
+        now = self.clock()
+        self.lat.extend((now - d.timestamp) * 1e3 for d in self._pending if d.timestamp is not None)
+        self._pending = []
+
+    def close(self):
+        self.sink.close()
+
+
+class _Null:
+    def write(self, decisions):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def _loop(engine, source, sinks, seconds: float) -> None:
+    from bcistream.realtime.loop import run_loop
+
+    stop = threading.Event()
+    threading.Timer(seconds, stop.set).start()
+    run_loop(engine, source, sinks, stop, poll_timeout=0.01)
+
+
+# ---------------------------------------------------------------------------------------- LSL
+def lsl_latency(pipe, seconds: float = 25.0) -> dict:
+    """One stream pushed sample by sample, each stamped at push: latency = publish - stamp."""
+    import pylsl
+
+    from bcistream.data.profiles import load_profile
+    from bcistream.realtime.engine import Engine, EngineConfig
+    from bcistream.streamer.lsl_sink import LslDecisionSink
+    from bcistream.streamer.lsl_source import LslSource
+
+    proc = _child("lsl-push", "--n", "1", "--prefix", "lat", "--chunk", "1", "--wait")
+    try:
+        src = LslSource(["lat-0"], load_profile(None), markers=False, resolve_timeout=10)
+        engine = Engine(pipe, "1", EngineConfig(hop_s=0.1, triggers=("hop",)))
+        sink = _Timed(LslDecisionSink("bench-decisions"), pylsl.local_clock)
+        _loop(engine, src, [sink], seconds)
+        src.close()
+    finally:
+        _stop(proc)
+    lat = np.array(sink.lat[5:])
+    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
+
+
+def _rounds(path: Path) -> int:
+    try:
+        return int(path.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _lag(src) -> float:
+    import pylsl
+
+    now = pylsl.local_clock()
+    lag = [now - st.last_ts for st in src._streams if st.last_ts is not None]
+    return float(np.percentile(lag, 99)) if len(lag) == len(src._streams) else float("inf")
+
+
+def _keeps_up(pipe, names: list[str], progress: Path, chunk: int, measure_s: float = 4.0) -> dict:
+    """Open the streams, drain the backlog, then check the engine stays current for ``measure_s``.
+
+    Samples are stamped when pushed, so ``now - last timestamp`` is how far behind the engine is.
+    """
+    from bcistream.data.profiles import load_profile
+    from bcistream.realtime.engine import Engine, EngineConfig
+    from bcistream.streamer.lsl_source import LslSource
+
+    t0 = time.monotonic()
+    src = LslSource(names, load_profile(None), markers=False, resolve_timeout=10, skip_backlog=True)
+    opened = time.monotonic() - t0
+    engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
+    sink = _Null()
+    for _ in range(4):  # a full window, and the backlog drained
+        _loop(engine, src, [sink], 3.5)
+        if _lag(src) < 0.5:
+            break
+    s0, d0, k0, t1 = src.stats.samples, engine.stats()["hop_decisions"], _rounds(progress), time.monotonic()
+    _loop(engine, src, [sink], measure_s)
+    took = time.monotonic() - t1
+    lag = _lag(src)
+    samples = src.stats.samples - s0
+    decisions = int(engine.stats()["hop_decisions"]) - d0
+    pushed = (_rounds(progress) - k0) * chunk * len(names)
+    src.close()
+    rate = samples / (len(names) * SFREQ * took)
+    pusher_speed = pushed / (len(names) * SFREQ * took)
+    return {"streams": len(names), "ingest_vs_realtime": round(rate, 3),
+            "pusher_vs_realtime": round(pusher_speed, 3), "lag_p99_s": round(lag, 3),
+            "decisions_per_s": round(decisions / took, 1), "open_s": round(opened, 1),
+            "ok": lag < 0.5 and rate >= 0.9 and decisions / took >= 0.9 * 4 * len(names)}
+
+
+def lsl_capacity(pipe, steps=(250, 500, 1000), budget_s: float = 240.0) -> tuple[int, list[dict]]:
+    """Largest number of LSL streams (22 ch, 250 Hz, 25-sample chunks) one pinned engine keeps up with.
+
+    The outlets run in a child process on every core and stamp samples on a fixed schedule; a probe
+    counts only if the pusher itself kept (nearly) real time, so the number is the engine's limit.
+    """
+    top = max(steps)
+    progress = Path(tempfile.mkdtemp(prefix="bench-push-")) / "rounds"
+    started = time.monotonic()
+    proc = _child("lsl-push", "--n", str(top), "--prefix", "cap", "--chunk", "25",
+                  "--progress", str(progress))
+    probes, best = [], 0
+    try:
+        for n in steps:
+            if time.monotonic() - started > budget_s:
+                probes.append({"streams": n, "skipped": "time budget"})
+                break
+            res = _keeps_up(pipe, [f"cap-{i}" for i in range(n)], progress, 25)
+            probes.append(res)
+            if not res["ok"]:
+                break
+            best = n
+    finally:
+        _stop(proc)
+    return best, probes
+
+
+def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None) -> None:
+    """Child: ``n`` outlets pushing synthetic EEG on a fixed real-time schedule."""
+    _lsl_env()
+    import pylsl
+
+    outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(f"{prefix}-{i}", "EEG", N_CH, SFREQ, pylsl.cf_float32,
+                                                   f"{prefix}-{i}"), chunk_size=chunk) for i in range(n)]
+    rng = np.random.default_rng(0)
+    block = (rng.standard_normal((int(SFREQ) * 4, N_CH)) * 1e-5).astype(np.float32)
+    print("ready", flush=True)
+    if wait:
+        outlets[0].wait_for_consumers(30)
+    period = chunk / SFREQ
+    start = time.monotonic()
+    fd = os.open(progress, os.O_RDWR | os.O_CREAT) if progress else None
+    k = 0
+    try:
+        while True:
+            due = start + (k + 1) * period
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+            a = (k * chunk) % (block.shape[0] - chunk)
+            data = block[a:a + chunk]
+            for out in outlets:  # stamped at push, as amplifier bridges do
+                out.push_chunk(data, pylsl.local_clock(), True)
+            k += 1
+            if fd is not None:
+                os.pwrite(fd, str(k).ljust(12).encode(), 0)
+    except KeyboardInterrupt:
+        pass
+
+
+# ---------------------------------------------------------------------------------------- Kafka
+def kafka_latency(pipe, broker, seconds: float = 20.0, fetch_wait_ms: int = 5) -> dict:
+    """One stream, 25-sample chunks sent in real time; hop 0.1 s = one chunk."""
+    from bcistream.realtime.engine import Engine, EngineConfig
+    from bcistream.streamer.kafka_sink import KafkaDecisionSink
+    from bcistream.streamer.kafka_source import KafkaSource
+
+    broker.create_topics({"lat.raw": 1, "lat.decisions": 1})
+    src = KafkaSource(broker.bootstrap, "lat.raw", group="bench-lat", markers_topic=None,
+                      n_channels=N_CH, sfreq=SFREQ,
+                      kafka_config={"session_timeout_ms": 2000, "heartbeat_interval_ms": 300,
+                                    "fetch_max_wait_ms": fetch_wait_ms})
+    while not src.assignment():
+        src.poll(0.05)
+    engine = Engine(pipe, "1", EngineConfig(hop_s=0.1, triggers=("hop",)))
+    sink = _Timed(KafkaDecisionSink(broker.bootstrap, "lat.decisions"), time.time)
+    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", "lat.raw", "--streams", "1",
+                  "--chunks", str(int(seconds * SFREQ / 25) + 20), "--realtime")
+    try:
+        _loop(engine, src, [sink], seconds)
+    finally:
+        _stop(proc)
+        src.close()
+        sink.close()
+    lat = np.array(sink.lat[5:])
+    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
+
+
+def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 120) -> dict:
+    """Decode+decide rate of a backlog of 22x25 float32 chunks vs plain kafka-python consumption."""
+    from kafka import KafkaConsumer
+
+    from bcistream.realtime.engine import Engine, EngineConfig
+    from bcistream.streamer.kafka_source import KafkaSource
+
+    broker.create_topics({"ing.raw": 4})
+    total = streams * chunks
+    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", "ing.raw", "--streams",
+                  str(streams), "--chunks", str(chunks))
+    proc.wait(120)
+    fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
+    consumer = KafkaConsumer("ing.raw", bootstrap_servers=broker.bootstrap, group_id="bench-raw",
+                             auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=5,
+                             max_poll_records=500, **fast)
+    n, t0 = 0, None
+    while n < total:
+        got = consumer.poll(timeout_ms=100)
+        if got and t0 is None:
+            t0 = time.monotonic()
+        n += sum(len(r) for r in got.values())
+    raw_rate = n / (time.monotonic() - t0)
+    consumer.close()
+    src = KafkaSource(broker.bootstrap, "ing.raw", group="bench-engine", markers_topic=None,
+                      n_channels=N_CH, sfreq=SFREQ, kafka_config=fast)
+    engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
+    from bcistream.realtime.loop import run_loop
+
+    stop = threading.Event()
+    state = {"t0": None}
+
+    def on_tick(decisions):
+        if state["t0"] is None and src.stats.messages:
+            state["t0"] = time.monotonic() - 0.0
+        if src.stats.messages >= total:
+            stop.set()
+
+    run_loop(engine, src, [_Null()], stop, on_tick, poll_timeout=0.05)
+    engine_rate = total / (time.monotonic() - state["t0"])
+    decisions = int(engine.stats()["hop_decisions"])
+    src.close()
+    return {"raw_rate": raw_rate, "engine_rate": engine_rate, "ratio": engine_rate / raw_rate,
+            "decisions": decisions, "messages": total}
+
+
+def kafka_push(bootstrap: str, topic: str, streams: int, chunks: int, realtime: bool) -> None:
+    """Child: send ``chunks`` 25-sample chunks per stream (wire format), in real time or at once."""
+    from bcistream.streamer.kafka_sink import KafkaChunkProducer
+
+    extra = {} if realtime else {"linger_ms": 20, "batch_size": 1 << 20}
+    prod = KafkaChunkProducer(bootstrap, topic, "unused", extra)
+    rng = np.random.default_rng(1)
+    block = (rng.standard_normal((N_CH, 1000)) * 1e-5).astype(np.float32)
+    print("ready", flush=True)
+    start = time.monotonic()
+    for k in range(chunks):
+        if realtime:
+            left = start + k * 0.1 - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+        a = (k * 25) % 975
+        for s in range(streams):
+            # The first sample's timestamp makes the LAST one "now": latency counts from the send.
+            prod.send_chunk(f"s{s}", block[:, a:a + 25], SFREQ, k * 25, time.time() - 24 / SFREQ)
+        if realtime or k % 20 == 0:
+            prod.flush()
+    prod.close()
+
+
+# ---------------------------------------------------------------------------------------- replay
+def replay_jitter(seconds: float = 10.0) -> dict:
+    """Pacing lateness of a 1x replay into a real LSL outlet (10-sample chunks, 25 releases/s)."""
+    from bcistream.data.profiles import load_profile
+    from bcistream.data.recording import Recording
+    from bcistream.replay import LslTarget, replay
+
+    prof = load_profile(None)
+    rng = np.random.default_rng(2)
+    rec = Recording(rng.standard_normal((prof.n_channels, int(seconds * SFREQ))) * 1e-5, prof, (), "noise")
+    target = LslTarget("bench-replay", rec, chunk=10)
+    stats = replay(rec, target, speed=1.0, chunk=10)
+    target.close()
+    late = np.array(stats.lateness) * 1e3
+    return {"p50": float(np.percentile(late, 50)), "p99": float(np.percentile(late, 99)),
+            "max": float(late.max()), "n": len(late)}
+
+
+# ---------------------------------------------------------------------------------------- entry
+def _row(id_, measure, value, unit, goal, better, baseline=None, **details):
+    met = None if goal is None or value is None else (value <= goal if better == "low" else value >= goal)
+    return {"id": id_, "measure": measure, "value": value, "unit": unit, "goal": goal, "baseline": baseline,
+            "met": met, **({"details": details} if details else {})}
+
+
+def run() -> list[dict]:
+    """Summary rows (see benchmarks/run_all.py)."""
+    _lsl_env()
+    from tests.kafka_broker import KafkaBroker
+
+    started = time.monotonic()
+    pipe, _ = fitted_pipeline()
+    rows = []
+    jit = replay_jitter()
+    rows.append(_row("replay_jitter_p99_ms", "replay at 1x: chunk release lateness p99 (monotonic "
+                     "schedule, 10-sample chunks into an LSL outlet)", round(jit["p99"], 3), "ms", 1.0,
+                     "low", p50=round(jit["p50"], 3), max=round(jit["max"], 3), releases=jit["n"]))
+    lat = lsl_latency(pipe)
+    rows.append(_row("lsl_e2e_p99_ms", "LSL: last sample of a window pushed -> decision pushed on the "
+                     "decision outlet, p99 (samples pushed one by one at 250 Hz, hop 0.1 s)",
+                     round(lat["p99"], 3), "ms", 5.0, "low", p50=round(lat["p50"], 3), decisions=lat["n"]))
+    cap, probes = lsl_capacity(pipe)
+    rows.append(_row("lsl_streams_per_engine", "LSL streams (22 ch, 250 Hz, 25-sample chunks, 4 "
+                     "decisions/s each) one engine process on one core keeps up with", cap, "streams",
+                     2000, "high", baseline=30, probes=probes))
+    with _all_cores():
+        broker = KafkaBroker().start()
+    try:
+        klat = kafka_latency(pipe, broker)
+        rows.append(_row("kafka_e2e_p99_ms", "Kafka: chunk produced -> decision produced (acked), p99 "
+                         "(25-sample chunks, hop 0.1 s, fetch_max_wait_ms 5)", round(klat["p99"], 3), "ms",
+                         15.0, "low", p50=round(klat["p50"], 3), decisions=klat["n"]))
+        ing = kafka_ingest(pipe, broker)
+        rows.append(_row("kafka_ingest_ratio", "Kafka: 22x25 float32 chunks decoded and decided per s / "
+                         "plain kafka-python consume rate (same backlog, same run)", round(ing["ratio"], 3),
+                         "ratio", 0.7, "high", baseline=1.0, raw_msgs_per_s=round(ing["raw_rate"]),
+                         engine_msgs_per_s=round(ing["engine_rate"]), decisions=ing["decisions"],
+                         messages=ing["messages"]))
+    finally:
+        broker.stop()
+    rows[-1].setdefault("details", {})["total_s"] = round(time.monotonic() - started, 1)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("cmd", nargs="?", default="run")
+    parser.add_argument("--n", type=int, default=1)
+    parser.add_argument("--prefix", default="s")
+    parser.add_argument("--chunk", type=int, default=25)
+    parser.add_argument("--wait", action="store_true")
+    parser.add_argument("--bootstrap")
+    parser.add_argument("--topic")
+    parser.add_argument("--streams", type=int, default=1)
+    parser.add_argument("--chunks", type=int, default=100)
+    parser.add_argument("--realtime", action="store_true")
+    parser.add_argument("--progress")
+    a = parser.parse_args()
+    if a.cmd == "lsl-push":
+        lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress)
+    elif a.cmd == "kafka-push":
+        kafka_push(a.bootstrap, a.topic, a.streams, a.chunks, a.realtime)
+    else:
+        import json
+
+        print(json.dumps(run(), indent=2, default=float))

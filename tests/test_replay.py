@@ -1,0 +1,160 @@
+"""Replay: pacing on the monotonic clock, cues, loops, LSL metadata, Kafka at max speed."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from bcistream.cli import main
+from bcistream.data.loader import load_recording
+from bcistream.data.recording import Cue, Recording
+from bcistream.replay import LslTarget, Pacer, replay
+from bcistream.streamer.wire import decode_chunk, decode_marker
+from tests.helpers import wait_until
+from tests.kafka_broker import unique
+
+
+class _Memory:
+    def __init__(self):
+        self.sent, self.cues, self.times = [], [], []
+
+    def clock(self):
+        return 100.0
+
+    def send(self, data, seq, timestamp):
+        self.sent.append((data.copy(), seq, timestamp))
+        self.times.append(time.monotonic())
+
+    def cue(self, sample, timestamp, label):
+        self.cues.append((sample, timestamp, label, len(self.sent)))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+CUES = (Cue(100, "left"), Cue(555, None), Cue(999, "feet", rejected=True))
+
+
+def _recording(n=1000, cues=CUES):
+    from bcistream.data.profiles import load_profile
+
+    data = np.arange(22 * n, dtype=float).reshape(22, n)
+    return Recording(data, load_profile(None), tuple(c for c in cues if c.sample < n), "memory")
+
+
+def test_replay_sends_everything_with_cues_before_their_chunk():
+    rec = _recording()
+    target = _Memory()
+    stats = replay(rec, target, speed=None, chunk=64)
+    data = np.concatenate([d for d, _, _ in target.sent], axis=1)
+    np.testing.assert_array_equal(data, rec.data)
+    assert [s for _, s, _ in target.sent] == list(range(0, 1000, 64))
+    assert target.sent[1][2] == pytest.approx(100.0 + 64 / 250)
+    # each cue goes out before the chunk that holds its sample, labels as they are (None = unknown)
+    assert [(s, lab, before) for s, _, lab, before in target.cues] == [(100, "left", 1), (555, None, 8),
+                                                                        (999, "feet", 15)]
+    assert stats.samples == 1000 and stats.cues == 3 and stats.chunks == 16
+
+
+def test_loop_keeps_counting_samples_and_stops_on_request():
+    rec = _recording(n=100, cues=(Cue(60, "tongue"),))
+    target, stop = _Memory(), threading.Event()
+
+    def on_chunk(stats):
+        if stats.chunks >= 6:
+            stop.set()
+
+    stats = replay(rec, target, speed=None, chunk=50, loop=True, stop=stop, on_chunk=on_chunk)
+    assert [s for _, s, _ in target.sent] == [0, 50, 100, 150, 200, 250]
+    assert target.sent[2][2] == pytest.approx(100.0 + 100 / 250)  # time keeps going
+    assert [c[0] for c in target.cues] == [60, 160, 260]  # the cue again in every pass
+    assert stats.loops == 3
+
+
+def test_pacing_has_no_drift_and_sub_ms_jitter():
+    rec = _recording(n=250 * 4)
+    target = _Memory()
+    t0 = time.monotonic()
+    stats = replay(rec, target, speed=4.0, chunk=25)  # 4 s of data in 1 s, a chunk every 25 ms
+    assert 0.99 <= time.monotonic() - t0 < 1.2
+    # Release times follow the absolute schedule (late chunks do not shift the ones after them).
+    sent = np.array(target.times) - t0
+    late = sent - (np.arange(len(sent)) + 1) * 0.025
+    assert late.min() >= -1e-4 and np.median(late) < 0.002 and late[-1] < 0.02
+    assert len(stats.lateness) == 40  # the benchmark reports the p99 on a quiet core
+    with pytest.raises(ValueError, match="speed"):
+        replay(rec, target, speed=0.0)
+    with pytest.raises(ValueError, match="chunk"):
+        replay(rec, target, chunk=0)
+
+
+def test_pacer_schedule_is_absolute():
+    now = [0.0]
+    p = Pacer(0.1, clock=lambda: now[0])
+    assert [p.due(k) for k in range(3)] == pytest.approx([0.1, 0.2, 0.3])
+    now[0] = 0.35  # late: chunk 2 goes at once, the schedule does not shift
+    assert p.wait(2) == pytest.approx(0.05)
+    assert p.due(3) == pytest.approx(0.4)
+
+
+def test_bad_speed_is_one_line_error(fixtures_dir, capsys):
+    assert main(["replay", str(fixtures_dir / "A99T-synthetic.gdf"), "--speed", "fast"]) == 2
+    assert "--speed must be a number > 0 or 'max'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lsl_outlet_metadata(fixtures_dir):
+    import pylsl
+
+    rec = load_recording(fixtures_dir / "A99T-synthetic.gdf")
+    name = "meta-" + uuid.uuid4().hex[:6]
+    target = LslTarget(name, rec)
+    (info,) = pylsl.resolve_byprop("name", name, 1, 5)
+    inlet = pylsl.StreamInlet(info)
+    full = inlet.info(5)
+    assert full.type() == "EEG" and full.channel_count() == 22 and full.nominal_srate() == 250
+    assert full.get_channel_labels() == list(rec.profile.channels)
+    assert set(full.get_channel_units()) == {"microvolts"}
+    assert set(full.get_channel_types()) == {"EEG"}
+    assert pylsl.resolve_byprop("name", name + "-markers", 1, 5)[0].type() == "Markers"
+    target.close()
+
+
+@pytest.mark.slow
+def test_replay_to_kafka_at_max_speed(fixtures_dir, kafka_broker):
+    from kafka import KafkaConsumer
+
+    raw, markers = unique("raw"), unique("markers")
+    kafka_broker.create_topics({raw: 1, markers: 1})
+    path = fixtures_dir / "A99T-synthetic.gdf"
+    t0 = time.monotonic()
+    assert main(["replay", str(path), "--to", "kafka", "--name", "a99", "--topic", raw, "--markers-topic",
+                 markers, "--bootstrap", kafka_broker.bootstrap, "--speed", "max", "--chunk", "25"]) == 0
+    took = time.monotonic() - t0
+    rec = load_recording(path)
+    consumer = KafkaConsumer(raw, markers, bootstrap_servers=kafka_broker.bootstrap,
+                             auto_offset_reset="earliest", fetch_max_wait_ms=5)
+    got = {raw: [], markers: []}
+
+    def fetched():
+        for records in consumer.poll(100).values():
+            for r in records:
+                got[r.topic].append(r)
+        return len(got[raw]) >= 600 and len(got[markers]) >= 6
+
+    wait_until(fetched, what="replayed records")
+    consumer.close()
+    chunks = [decode_chunk(r.value) for r in got[raw]]
+    data = np.concatenate([c.data for c in sorted(chunks, key=lambda c: c.seq)], axis=1)
+    np.testing.assert_allclose(data, rec.data.astype(np.float32), equal_nan=True)
+    cues = [decode_marker(r.value) for r in got[markers]]
+    assert [(s, lab) for _, s, lab in cues] == [(c.sample, c.label) for c in rec.cues]
+    assert {r.key for r in got[raw]} == {b"a99"}
+    assert took < 30  # 60 s of EEG: far faster than real time even on a busy CI core

@@ -1,0 +1,200 @@
+"""LSL source and decision sink against real outlets/inlets on loopback (conftest's LSL config)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import numpy as np
+import pytest
+
+from bcistream.data.profiles import load_profile
+from bcistream.errors import ProfileError
+from bcistream.realtime.records import Decision
+from bcistream.streamer.lsl_checks import channel_order
+from bcistream.streamer.lsl_resolve import StreamNotFoundError, resolve_one
+from bcistream.streamer.lsl_sink import LslDecisionSink
+from bcistream.streamer.lsl_source import MARKER_SUFFIX, LslSource
+from tests.helpers import wait_until
+
+PROFILE = load_profile(None)
+
+
+def _outlet(name, n_ch=22, sfreq=250.0, labels=None, units="microvolts", source_id=None):
+    import pylsl
+
+    info = pylsl.StreamInfo(name, "EEG", n_ch, sfreq, pylsl.cf_float32, source_id or name)
+    if labels is not None:
+        info.set_channel_labels(list(labels))
+        info.set_channel_units(units)
+    return pylsl.StreamOutlet(info)
+
+
+def _collect(src, n_samples, timeout=20.0):
+    chunks, markers = [], []
+
+    def check():
+        b = src.poll(0.02)
+        chunks.extend(b.chunks)
+        markers.extend(b.markers)
+        return sum(c.data.shape[1] for c in chunks) >= n_samples
+
+    wait_until(check, timeout=timeout, what=f"{n_samples} samples")
+    return chunks, markers
+
+
+def test_channel_order_rules():
+    chans = list(PROFILE.channels)
+    assert channel_order("s", 22, 250.0, chans, PROFILE) is None
+    assert channel_order("s", 22, 250.0, None, PROFILE) is None
+    shuffled = chans[::-1] + ["EOG-left"]
+    order = channel_order("s", 23, 250.0, shuffled, PROFILE)
+    assert [shuffled[i] for i in order] == chans
+    with pytest.raises(ProfileError, match="8 channels but the model's profile 'bci-iv-2a' expects 22"):
+        channel_order("s", 8, 250.0, None, PROFILE)
+    with pytest.raises(ProfileError, match="500 Hz"):
+        channel_order("s", 22, 500.0, chans, PROFILE)
+    with pytest.raises(ProfileError, match="lacks channel"):
+        channel_order("s", 22, 250.0, chans[:-1] + ["X1"], PROFILE)
+
+
+@pytest.mark.slow
+def test_resolve_error_lists_what_was_found():
+    keep = _outlet("visible-" + uuid.uuid4().hex[:6])
+    with pytest.raises(StreamNotFoundError, match=r"no LSL stream with name='nope-\w+'.*visible-"):
+        resolve_one("nope-" + uuid.uuid4().hex[:6], timeout=0.5)
+    del keep
+
+
+@pytest.mark.slow
+def test_mismatched_channel_count_is_refused():
+    name = "eight-" + uuid.uuid4().hex[:6]
+    keep = _outlet(name, n_ch=8)
+    with pytest.raises(ProfileError, match="has 8 channels but the model's profile 'bci-iv-2a' expects 22"):
+        LslSource([name], PROFILE, markers=False, resolve_timeout=5)
+    del keep
+
+
+@pytest.mark.slow
+def test_reorders_by_label_scales_units_and_places_cues():
+    import pylsl
+
+    name = "shuf-" + uuid.uuid4().hex[:6]
+    labels = list(PROFILE.channels)[::-1]
+    outlet = _outlet(name, labels=labels, units="microvolts")
+    minfo = pylsl.StreamInfo(name + MARKER_SUFFIX, "Markers", 1, 0, pylsl.cf_string, name + "-m")
+    mout = pylsl.StreamOutlet(minfo)
+    src = LslSource([name], PROFILE, markers=True, resolve_timeout=5)
+    try:
+        wait_until(lambda: outlet.have_consumers() and mout.have_consumers(), what="inlets connected")
+        t0 = pylsl.local_clock()
+        block = np.arange(100 * 22, dtype=np.float32).reshape(100, 22)  # sample-major, reversed labels
+        outlet.push_chunk(block[:50], t0 + 49 / 250, True)
+        mout.push_sample(["right"], t0 + 70 / 250, True)
+        outlet.push_chunk(block[50:], t0 + 99 / 250, True)
+        chunks, markers = _collect(src, 100)
+        wait_until(lambda: markers or markers.extend(src.poll(0.02).markers), what="cue marker")
+        data = np.concatenate([c.data for c in chunks], axis=1)
+        np.testing.assert_allclose(data, block[:, ::-1].T * 1e-6, rtol=1e-6)
+        assert chunks[0].seq == 0 and chunks[-1].seq + chunks[-1].data.shape[1] == 100
+        (cue,) = markers
+        assert (cue.stream_id, cue.label, cue.sample) == (name, "right", 70)
+    finally:
+        src.close()
+
+
+@pytest.mark.slow
+def test_outlet_vanishes_and_returns_gap_reported():
+    import pylsl
+
+    name = "flaky-" + uuid.uuid4().hex[:6]
+    sid = "flaky-source-" + name
+    outlet = _outlet(name, source_id=sid)
+    src = LslSource([name], PROFILE, markers=False, resolve_timeout=5)
+    try:
+        wait_until(outlet.have_consumers, what="inlet connected")
+        t0 = pylsl.local_clock()
+        outlet.push_chunk(np.zeros((50, 22), np.float32), t0 + 49 / 250, True)
+        _collect(src, 50)
+        del outlet  # the amplifier goes away ...
+        for _ in range(5):
+            assert not src.poll(0.02).chunks
+        outlet = _outlet(name, source_id=sid)  # ... and comes back with the same source id
+        wait_until(outlet.have_consumers, timeout=30, what="inlet to recover")
+        outlet.push_chunk(np.ones((50, 22), np.float32), t0 + 199 / 250, True)  # 100 samples later
+        chunks, _ = _collect(src, 50, timeout=30)
+        assert chunks[0].seq == 150  # samples 50..149 are reported missing
+        assert src.stats.gaps == 1 and src.stats.gap_samples == 100
+        assert ("gap", name, 100) in src.stats.events
+    finally:
+        src.close()
+
+
+@pytest.mark.slow
+def test_decision_sink_publishes_json_markers_with_source_timestamps():
+    import pylsl
+
+    name = "dec-" + uuid.uuid4().hex[:6]
+    sink = LslDecisionSink(name)
+    inlet = pylsl.StreamInlet(resolve_one(name, 5))
+    inlet.open_stream(5)
+    wait_until(sink.outlet.have_consumers, what="consumer")
+    d = Decision("s", "cue", 900, pylsl.local_clock() - 1.0, "feet", {"feet": 0.9, "left": 0.1}, "3")
+    sink.write([d])
+    sample, ts = inlet.pull_sample(timeout=5)
+    assert Decision.from_dict(json.loads(sample[0])) == d
+    assert ts == pytest.approx(d.timestamp, abs=1e-6)
+    sink.close()
+
+
+class _FakeInlet:
+    """Stands in for a pylsl inlet: returns prepared (samples, timestamps) chunks."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+
+    def pull_chunk(self, timeout, max_samples, dest_obj, as_numpy):
+        if not self.chunks:
+            return dest_obj[:0], np.empty(0)
+        data, ts = self.chunks.pop(0)
+        dest_obj[: len(ts)] = data
+        return dest_obj[: len(ts)], np.asarray(ts, dtype=float)
+
+    def time_correction(self, timeout):
+        return 0.0
+
+
+def _fake_source(chunks, skip_before=None):
+    import pylsl
+
+    from bcistream.streamer.lsl_source import LslSourceStats, _Stream
+
+    src = LslSource.__new__(LslSource)
+    src._pylsl, src.profile, src.stats = pylsl, PROFILE, LslSourceStats()
+    src.recheck_clock_s, src.gap_tolerance_s, src._skip_backlog = 5.0, 0.1, False
+    st = _Stream("s", _FakeInlet(chunks), None, 250.0, 22, 64)
+    st.skip_before = skip_before
+    src._streams, src._marker_inlets = [st], []
+    return src
+
+
+def _block(first, n):
+    return np.full((n, 22), first, np.float32), 100.0 + (first + np.arange(n)) / 250.0
+
+
+def test_sample_axis_from_timestamps_gaps_duplicates_backlog():
+    chunks = [_block(0, 10), _block(10, 10), _block(15, 10),  # 15..19 re-sent after a reconnect
+              _block(55, 10),  # 30 samples missing (0.12 s > tolerance)
+              _block(65, 10)]
+    src = _fake_source(chunks, skip_before=100.0 + 3 / 250)  # backlog: samples 0..2
+    got = []
+    for _ in range(6):
+        got.extend(src.poll(0.0).chunks)
+    # seq 0 is sample 3 (the backlog before it was skipped); the axis then follows the timestamps
+    assert [(c.seq, c.data.shape[1]) for c in got] == [(0, 7), (7, 10), (17, 5), (52, 10), (62, 10)]
+    assert src.stats.duplicates == 5 and src.stats.gaps == 1 and src.stats.gap_samples == 30
+    np.testing.assert_array_equal(got[2].data[0], np.full(5, 15.0))
+    # a small timestamp wobble (a chunk stamped late) is not a gap
+    src = _fake_source([_block(0, 10), (np.zeros((10, 22), np.float32), 100.0 + (np.arange(10) + 12) / 250)])
+    assert [c.seq for c in src.poll(0).chunks + src.poll(0).chunks] == [0, 10]
+    assert src.stats.gaps == 0
