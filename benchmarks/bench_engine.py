@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import gc
 import resource
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-from bcistream.data.loader import load_recording
 from bcistream.pipeline import epochs_from_recording, fit_filtered, make_pipeline
 from bcistream.realtime.engine import Engine
 from bcistream.realtime.gctune import streaming_gc
@@ -44,13 +41,9 @@ def swap_pause(pipe, rec, signal, n_streams: int = 2000) -> float:
 
 def fitted_pipeline():
     """A pipeline fitted on a synthetic 4-class training session (realistic support-vector count)."""
-    from bcistream.data.synth import synthesize_session
+    from bcistream.data.synth import synthetic_recording
 
-    raw = synthesize_session(1, "T", seed=0, n_trials_per_class=48)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "A01T_raw.fif"
-        raw.save(path, verbose="error")
-        rec = load_recording(path)
+    rec = synthetic_recording(1, "T", seed=0, n_trials_per_class=48)
     pipe = make_pipeline()
     return fit_filtered(pipe, epochs_from_recording(pipe, rec)), rec
 

@@ -77,15 +77,10 @@ def _stop(proc: subprocess.Popen) -> str:
 
 def fitted_pipeline():
     """A pipeline fitted on a short synthetic session."""
-    from bcistream.data.loader import load_recording
-    from bcistream.data.synth import synthesize_session
+    from bcistream.data.synth import synthetic_recording
     from bcistream.pipeline import epochs_from_recording, fit_filtered, make_pipeline
 
-    raw = synthesize_session(1, "T", seed=0, n_trials_per_class=12)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "A01T_raw.fif"
-        raw.save(path, verbose="error")
-        rec = load_recording(path)
+    rec = synthetic_recording(1, "T", seed=0, n_trials_per_class=12)
     pipe = make_pipeline()
     return fit_filtered(pipe, epochs_from_recording(pipe, rec)), rec
 

@@ -198,3 +198,17 @@ def test_cli_synth_rejects_an_unknown_format_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "fif" in err and "\n" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_synthetic_recording_in_memory_equals_the_written_files(tmp_path):
+    from bcistream.data.loader import load_recording
+    from bcistream.data.synth import synthetic_recording, write_dataset
+
+    write_dataset(tmp_path, subjects=1, seed=5, n_trials_per_class=4)
+    for session in ("T", "E"):
+        mem = synthetic_recording(1, session, seed=5, n_trials_per_class=4)
+        disk = load_recording(tmp_path / f"A01{session}_raw.fif")
+        assert [(c.sample, c.label, c.rejected) for c in mem.cues] == [
+            (c.sample, c.label, c.rejected) for c in disk.cues]
+        assert all(c.label in ("left", "right", "feet", "tongue") for c in mem.cues)
+        np.testing.assert_allclose(mem.data, disk.data, atol=5e-9)

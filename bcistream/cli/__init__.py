@@ -28,7 +28,9 @@ for _module in _COMMAND_MODULES:
 
 
 def _setup_logging() -> None:
-    level = os.environ.get("BCISTREAM_LOG_LEVEL", "WARNING").upper()
+    from bcistream.settings import Settings
+
+    level = Settings().log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # MNE prints progress at INFO; keep it quiet unless the user asks for more.
     os.environ.setdefault("MNE_LOGGING_LEVEL", "WARNING" if level != "DEBUG" else "INFO")

@@ -26,6 +26,7 @@ __all__ = [
     "load_recording",
     "read_labels_mat",
     "read_raw",
+    "recording_from_raw",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def _labels_path_for(path: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _cues_from_annotations(raw, profile: Profile, source: Path) -> tuple[list[int], list, list]:
+def _cues_from_annotations(raw, profile: Profile) -> tuple[list[int], list, list]:
     sfreq = raw.info["sfreq"]
     # Onsets count from meas_date when the annotations carry orig_time, else from the first sample.
     shift = raw.first_samp if raw.annotations.orig_time is not None else 0
@@ -154,8 +155,42 @@ def load_recording(
         Missing or unreadable file, missing channels, wrong rate, label count mismatch.
     """
     path = Path(path)
-    prof = load_profile(profile)
     raw = read_raw(path)
+    label_file = Path(labels) if labels is not None else _labels_path_for(path)
+    unknown_labels = read_labels_mat(label_file, load_profile(profile)) if label_file else None
+    return recording_from_raw(raw, profile, unknown_labels=unknown_labels, source=str(path),
+                              labels_source=str(label_file) if label_file else None)
+
+
+def recording_from_raw(
+    raw,
+    profile: Profile | str | None = None,
+    *,
+    unknown_labels: list[str] | None = None,
+    source: str = "memory",
+    labels_source: str | None = None,
+) -> Recording:
+    """Turn an MNE Raw (read from a file or made in memory) into a `Recording`.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        Preloaded raw data; its channels are renamed in place by the profile's ``rename``.
+    profile : Profile, str or None
+        Profile, built-in name or TOML path (default ``bci-iv-2a``).
+    unknown_labels : list of str, optional
+        Class names of the cues of unknown class, in cue order (e.g. from ``classlabel``).
+    source : str
+        Where the data came from (used in messages).
+    labels_source : str, optional
+        Where ``unknown_labels`` came from (used in messages).
+
+    Raises
+    ------
+    DataError
+        Missing channels, wrong rate, label count mismatch.
+    """
+    prof = load_profile(profile)
     rename = {k: v for k, v in prof.rename.items() if k in raw.ch_names}
     if rename:
         raw.rename_channels(rename)
@@ -163,40 +198,38 @@ def load_recording(
     if missing:
         shown = ", ".join(raw.ch_names[:8]) + (" …" if len(raw.ch_names) > 8 else "")
         raise DataError(
-            f"{path}: lacks {len(missing)} of the {prof.n_channels} channels of profile "
+            f"{source}: lacks {len(missing)} of the {prof.n_channels} channels of profile "
             f"'{prof.name}' (e.g. {', '.join(missing[:4])}); the file has "
             f"{len(raw.ch_names)} channels: {shown}"
         )
     sfreq = float(raw.info["sfreq"])
     if abs(sfreq - prof.sfreq) > 1e-6:
         raise DataError(
-            f"{path}: sampling rate {sfreq:g} Hz, profile '{prof.name}' expects {prof.sfreq:g} Hz"
+            f"{source}: sampling rate {sfreq:g} Hz, profile '{prof.name}' expects {prof.sfreq:g} Hz"
         )
     data = raw.get_data(picks=list(prof.channels)).astype(np.float64, copy=False)
     if prof.missing_value is not None:
         # Missing stretches come out of MNE as the physical minimum in every channel at once.
         gone = np.all(np.abs(data - prof.missing_value) < 1e-12, axis=0)
         data[:, gone] = np.nan
-    cue_samples, cue_labels, rejects = _cues_from_annotations(raw, prof, path)
+    cue_samples, cue_labels, rejects = _cues_from_annotations(raw, prof)
     flags = _rejected_flags(cue_samples, rejects, int(round(prof.reject_lookahead_s * sfreq)))
-    label_file = Path(labels) if labels is not None else _labels_path_for(path)
-    if label_file is not None:
-        true = read_labels_mat(label_file, prof)
+    if unknown_labels is not None:
         unknown = [i for i, lab in enumerate(cue_labels) if lab is None]
-        if len(true) != len(unknown):
+        if len(unknown_labels) != len(unknown):
             raise DataError(
-                f"{label_file}: {len(true)} labels but {path.name} has {len(unknown)} cues of "
-                "unknown class"
+                f"{labels_source or 'labels'}: {len(unknown_labels)} labels but {Path(source).name} has "
+                f"{len(unknown)} cues of unknown class"
             )
-        for i, lab in zip(unknown, true, strict=True):
+        for i, lab in zip(unknown, unknown_labels, strict=True):
             cue_labels[i] = lab
     cues = tuple(
         Cue(sample=s, label=lab, rejected=rej)
         for s, lab, rej in zip(cue_samples, cue_labels, flags, strict=True)
     )
     if not cues:
-        log.warning("%s: no cue annotations of profile '%s' found", path, prof.name)
-    return Recording(data=data, profile=prof, cues=cues, source=str(path))
+        log.warning("%s: no cue annotations of profile '%s' found", source, prof.name)
+    return Recording(data=data, profile=prof, cues=cues, source=source)
 
 
 def _cache_folders() -> list[Path]:

@@ -34,12 +34,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bcistream.data import synth_signals as sig
+from bcistream.data.profiles import load_profile
+from bcistream.data.recording import Recording
 from bcistream.errors import DataError
 
 if TYPE_CHECKING:
     import mne
 
-__all__ = ["CHANNELS", "SFREQ", "make_small_dataset", "synthesize_session", "write_dataset"]
+__all__ = [
+    "CHANNELS",
+    "SFREQ",
+    "make_small_dataset",
+    "synthesize_session",
+    "synthetic_recording",
+    "write_dataset",
+]
 
 SFREQ = 250.0
 #: Channel names of the real files as ``mne.io.read_raw_gdf`` returns them.
@@ -295,6 +304,21 @@ def synthesize_session(
 
 def _labels(raw) -> np.ndarray:
     return np.array([int(c) for c in raw.info["description"].split(":", 1)[1]], dtype=np.uint8)
+
+
+def synthetic_recording(
+    subject: int, session: str, seed: int, *, n_trials_per_class: int = 72,
+) -> Recording:
+    """One synthetic session as a `Recording` in memory (evaluation cues labelled), no file written.
+
+    The same data `write_dataset` writes and `load_recording` reads back (up to int16 storage).
+    """
+    from bcistream.data.loader import recording_from_raw
+
+    raw = synthesize_session(subject, session, seed, n_trials_per_class=n_trials_per_class)
+    prof = load_profile(None)
+    true = [prof.class_names[c - 1] for c in _labels(raw)] if session == "E" else None
+    return recording_from_raw(raw, prof, unknown_labels=true, source=f"synthetic A{subject:02d}{session}")
 
 
 def _write_session(raw, path: Path, fmt: str) -> None:
