@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from bcistream.streamer.local_broker import LocalBroker, broker_binary, free_port, wait_port
+from bcistream.streamer.local_broker import LocalBroker, broker_binary, free_port, stop_process, wait_port
 
 __all__ = ["KafkaBroker", "MotoS3", "broker_binary", "free_port", "wait_port"]
 
@@ -72,12 +72,7 @@ class MotoS3:
 
     def stop(self) -> None:
         """Terminate moto_server."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
         self.proc = None
         shutil.rmtree(self._dir, ignore_errors=True)
 

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["LocalBroker", "broker_binary", "free_port", "wait_port"]
+__all__ = ["LocalBroker", "broker_binary", "free_port", "stop_process", "wait_port"]
 
 
 def free_port() -> int:
@@ -36,6 +36,18 @@ def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = 
         except OSError:
             time.sleep(0.01)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Terminate a child server and wait for it; kill it if it does not exit within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 def broker_binary() -> str:
@@ -75,13 +87,7 @@ class LocalBroker:
 
     def stop(self) -> None:
         """Terminate the broker (waits for it to exit)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:
