@@ -42,17 +42,15 @@ def fit_pipeline(data_dir: Path, **params):
 
 def register(tracking_uri: str, pipe, alias: str | None = "champion", name: str = MODEL_NAME) -> str:
     """Register ``pipe`` as a new version (through training's registry code) and point ``alias``."""
-    from bcistream.training.registry import client, register_model, tracking
+    from bcistream.training.registry import client, register_model
+    from bcistream.training.tracking import ensure_experiment
 
     c = client(tracking_uri)
-    exp = c.get_experiment_by_name("serving-tests")
-    exp_id = exp.experiment_id if exp else c.create_experiment("serving-tests")
-    run = c.create_run(exp_id)
+    # Artifacts beside the sqlite file (not in ./mlruns of whatever folder the tests run in).
+    run = c.create_run(ensure_experiment(tracking_uri, "serving-tests"))
     c.log_metric(run.info.run_id, "accuracy", 0.5)
-    # MLflow's sqlite registry looks the logged model up through the process-wide tracking URI.
-    with tracking(tracking_uri):
-        version = register_model(pipe, tracking_uri=tracking_uri, name=name, run_id=run.info.run_id,
-                                 alias=alias)
+    version = register_model(pipe, tracking_uri=tracking_uri, name=name, run_id=run.info.run_id,
+                             alias=alias)
     c.set_terminated(run.info.run_id)
     return version
 
