@@ -39,11 +39,12 @@ def swap_pause(pipe, rec, signal, n_streams: int = 2000) -> float:
     return time.process_time() - t0
 
 
-def fitted_pipeline():
-    """A pipeline fitted on a synthetic 4-class training session (realistic support-vector count)."""
+def fitted_pipeline(n_trials_per_class: int = 48):
+    """A pipeline fitted on a synthetic 4-class training session (48 per class: realistic support-vector
+    count); returns (pipeline, recording)."""
     from bcistream.data.synth import synthetic_recording
 
-    rec = synthetic_recording(1, "T", seed=0, n_trials_per_class=48)
+    rec = synthetic_recording(1, "T", seed=0, n_trials_per_class=n_trials_per_class)
     pipe = make_pipeline()
     return fit_filtered(pipe, epochs_from_recording(pipe, rec)), rec
 

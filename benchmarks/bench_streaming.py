@@ -75,16 +75,6 @@ def _stop(proc: subprocess.Popen) -> str:
     return out
 
 
-def fitted_pipeline():
-    """A pipeline fitted on a short synthetic session."""
-    from bcistream.data.synth import synthetic_recording
-    from bcistream.pipeline import epochs_from_recording, fit_filtered, make_pipeline
-
-    rec = synthetic_recording(1, "T", seed=0, n_trials_per_class=12)
-    pipe = make_pipeline()
-    return fit_filtered(pipe, epochs_from_recording(pipe, rec)), rec
-
-
 def _signal(rec, seconds: float = 8.0) -> np.ndarray:
     n = int(seconds * SFREQ)
     return np.ascontiguousarray(np.nan_to_num(rec.data[:, 2500:2500 + n]), dtype=np.float32)
@@ -389,10 +379,11 @@ def _row(id_, measure, value, unit, goal, better, baseline=None, **details):
 def run() -> list[dict]:
     """Summary rows (see benchmarks/run_all.py)."""
     _lsl_env()
-    from tests.kafka_broker import KafkaBroker
+    from bcistream.streamer.local_broker import LocalBroker as KafkaBroker
+    from benchmarks.bench_engine import fitted_pipeline
 
     started = time.monotonic()
-    pipe, _ = fitted_pipeline()
+    pipe, _ = fitted_pipeline(n_trials_per_class=12)
     rows = []
     jit = replay_jitter()
     rows.append(_row("replay_jitter_p99_ms", "replay at 1x: chunk release lateness p99 (monotonic "

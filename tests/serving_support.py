@@ -16,6 +16,17 @@ from tests.helpers import free_port, wait_until
 MODEL_NAME = "bcistream-test"
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's whole process group (workers included); SIGKILL what is left."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
 @dataclass
 class Registry:
     """An MLflow sqlite registry holding fitted pipelines of the small synthetic dataset."""
@@ -105,13 +116,7 @@ class Server:
         return Path(self.log.name).read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        _stop_group(self.proc)
         self.log.close()
 
 
@@ -140,11 +145,5 @@ class MlflowServer:
         return httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        _stop_group(self.proc)
         self.log.close()

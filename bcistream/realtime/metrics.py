@@ -45,8 +45,6 @@ class EngineMetrics:
                                     registry=reg)
         self.model = Info("engine_model", "Model version in use", namespace=ns, registry=reg)
         self.swaps = Counter("engine_model_swaps", "Model swaps", namespace=ns, registry=reg)
-        self.trials_recorded = Counter("engine_trials_recorded", "Labelled trials recorded",
-                                       namespace=ns, registry=reg)
         self._last: dict[str, int] = {}
         self._last_refused: dict[str, int] = {}
 
