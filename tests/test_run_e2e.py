@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -46,9 +48,11 @@ def test_replay_lsl_run_parity(stream_setup, tmp_path):
     name = "e2e-" + uuid.uuid4().hex[:6]
     out = tmp_path / "decisions.jsonl"
     n_cues = len(stream_setup.expected)
-    player = _Thread(["replay", str(stream_setup.recording_path), "--to", "lsl", "--name", name,
-                      "--speed", "25", "--chunk", "25", "--wait-consumer", "30"])
-    player.start()
+    # The player runs in its own process, as on a rig: liblsl can crash the process when an outlet is
+    # destroyed in one thread while an inlet of the SAME process pulls from it in another.
+    player = subprocess.Popen([sys.executable, "-m", "bcistream", "replay", str(stream_setup.recording_path),
+                               "--to", "lsl", "--name", name, "--speed", "25", "--chunk", "25",
+                               "--wait-consumer", "30"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     port = free_port()
     runner = _Thread(["run", "--from", f"lsl:{name}", "--model", str(stream_setup.model_dir),
                       "--to", f"jsonl:{out}", "--trigger", "both", "--resolve-timeout", "20",
@@ -64,8 +68,8 @@ def test_replay_lsl_run_parity(stream_setup, tmp_path):
 
     text = wait_until(scraped, timeout=60, what="/metrics with hop decisions")
     assert "bcistream_source_gaps 0.0" in text
-    player.join(120)
-    assert player.code == 0
+    log, _ = player.communicate(timeout=120)
+    assert player.returncode == 0, log.decode(errors="replace")[-2000:]
     wait_until(lambda: out.exists() and sum(d["trigger"] == "cue" for d in _decisions(out)) >= n_cues,
                timeout=30, what="all cue decisions")
     runner.join(60)
