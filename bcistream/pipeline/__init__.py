@@ -15,6 +15,7 @@ from bcistream.pipeline.factory import (
 from bcistream.pipeline.filter import CausalBandpass
 from bcistream.pipeline.fitting import (
     check_trials_per_class,
+    class_order,
     decode_filtered,
     fit_filtered,
     min_trials_per_class,
@@ -25,6 +26,7 @@ __all__ = [
     "CausalBandpass",
     "Epochs",
     "check_trials_per_class",
+    "class_order",
     "csp_filters",
     "decode_filtered",
     "epochs_from_recording",

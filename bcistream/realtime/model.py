@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from bcistream.data.profiles import Profile
 from bcistream.errors import ProfileError
-from bcistream.pipeline import csp_filters, pipeline_profile, power_to_features
+from bcistream.pipeline import class_order, csp_filters, pipeline_profile, power_to_features
 from bcistream.realtime.protocols import UnknownVersionError
 
 __all__ = ["BlockFilter", "InProcessClassifier", "Model", "load_model"]
@@ -135,7 +135,7 @@ def load_model(pipeline: Pipeline, version: str) -> Model:
         if not hasattr(filt, "sos_"):
             filt.fit()
         filters = np.asarray(csp_filters(pipeline), dtype=np.float64)
-        classes = np.asarray(clf.classes_)
+        classes, _ = class_order(pipeline)
     except (AttributeError, KeyError, TypeError) as exc:
         raise ProfileError(
             f"model version {version!r} is not a fitted filter -> csp -> clf pipeline ({exc})") from exc
@@ -160,7 +160,8 @@ class InProcessClassifier:
     def __init__(self, pipeline: Pipeline, version: str) -> None:
         self.clf = pipeline.named_steps["clf"]
         self.version = str(version)
-        self.classes = np.asarray(self.clf.classes_)
+        # Columns in the profile's class order (`class_order`), as every output shows them.
+        self.classes, self._columns = class_order(pipeline)
 
     def classify(self, features: np.ndarray, version: str) -> tuple[np.ndarray, np.ndarray]:
         """Class names and probabilities for CSP feature vectors (n, k)."""
@@ -169,5 +170,5 @@ class InProcessClassifier:
         # The engine hands finite features only; skipping sklearn's finiteness scan halves the
         # per-call overhead that dominates small batches.
         with sklearn.config_context(assume_finite=True):
-            proba = self.clf.predict_proba(features)
+            proba = self.clf.predict_proba(features)[:, self._columns]
         return self.classes[np.argmax(proba, axis=1)], proba

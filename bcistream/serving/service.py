@@ -8,7 +8,6 @@ current version, polled and swapped in by a `ModelHolder`. Errors a caller can c
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
@@ -16,27 +15,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import anyio
 import bentoml
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
+from bcistream import __version__
 from bcistream.pipeline import pipeline_profile
 from bcistream.serving.compute import (
+    UNITS_FIX_BINARY,
     RequestError,
-    check_features,
     check_trials,
-    classify_features,
     classify_recording,
     classify_trials,
     read_npy,
     recording_suffix,
 )
 from bcistream.serving.config import ServingConfig
-from bcistream.serving.guard import Guard, Runtime, ServiceMetrics
+from bcistream.serving.guard import ClientErrorLogFilter, Guard, Runtime, ServiceMetrics
 from bcistream.serving.holder import ModelHolder
+from bcistream.serving.routes import Route, classify_json, classify_raw_npy, features_json, units_param
+from bcistream.serving.schemas import openapi
 
 __all__ = ["BcistreamService"]
 
@@ -89,32 +86,10 @@ class BcistreamService:
         self.holder.stop()
 
     # -- raw trials ------------------------------------------------------------------------
-    def _classify_array(self, trials: Any, sfreq: float | None,
-                        endpoint: str) -> dict[str, Any] | JSONResponse:
-        model = self.holder.current
-        if model is None:
-            return _no_model()
-        self._count_swaps()
-        try:
-            X = check_trials(trials, pipeline_profile(model.pipeline), sfreq)
-        except RequestError as exc:
-            return _error(exc)
-        self.metrics.trials.labels(endpoint=endpoint).observe(len(X))
-        out = classify_trials(model.pipeline, X)
-        out["version"] = str(model.version)
-        return out
-
+    # POST /classify (JSON) and POST /raw/classify_npy are answered by `bcistream.serving.routes`
+    # in front of BentoML (bare arrays, one parse of a capped body, one-line errors).
     @bentoml.api
-    def classify(self, trials: list[list[list[float]]], sfreq: float | None = None) -> dict[str, Any]:
-        """Classify raw trials (n_trials x n_channels x n_times, volts, profile channel order).
-
-        ``n_times`` >= the model's window; leading extra samples are pre-roll for the causal
-        filter. Returns labels, per-class probabilities, the model version and the pre-roll flag.
-        """
-        return self._classify_array(trials, sfreq, "/classify")
-
-    @bentoml.api
-    def classify_npy(self, trials: Path) -> dict[str, Any]:
+    def classify_npy(self, trials: Path, ctx: bentoml.Context) -> dict[str, Any]:
         """Like /classify, with the trials uploaded as one ``.npy`` file (multipart field ``trials``).
 
         The file is read with the .npy reader only; pickled (object) arrays are refused. (No
@@ -122,12 +97,25 @@ class BcistreamService:
         ``POST /raw/classify_npy`` takes the same file as the raw body, without multipart parsing
         and temp files (faster for big batches).
         """
+        model = self.holder.current
+        if model is None:
+            return _no_model()
+        self._count_swaps()
         try:
+            params = {k.lower(): v for k, v in ctx.request.query_params.items()}
+            if "x-units" in ctx.request.headers:
+                params.setdefault("x-units", ctx.request.headers["x-units"])
             with open(trials, "rb") as f:
-                arr = read_npy(f)
+                arr = read_npy(f, os.fstat(f.fileno()).st_size)
+            X = check_trials(arr, pipeline_profile(model.pipeline), None, units_param(params),
+                             UNITS_FIX_BINARY)
+            del arr
+            self.metrics.trials.labels(endpoint="/classify_npy").observe(len(X))
+            out = classify_trials(model.pipeline, X)
         except RequestError as exc:
             return _error(exc)
-        return self._classify_array(arr, None, "/classify_npy")
+        out["version"] = str(model.version)
+        return out
 
     # -- whole recordings ------------------------------------------------------------------
     @bentoml.api
@@ -165,67 +153,18 @@ class BcistreamService:
         out["version"] = str(model.version)
         return out
 
-    # -- the live engines' seam --------------------------------------------------------------
-    @bentoml.api
-    async def classify_features(self, features: list[list[float]], version: str) -> dict[str, Any]:
-        """Classify CSP feature vectors (n x n_components) computed with model ``version``.
 
-        Answers 409 when the service does not hold that version (it keeps the previous one
-        across a swap), naming the version it serves now in ``current_version``.
-        """
-        model = self.holder.get(version)
-        if model is None:
-            cur = self.holder.current
-            if cur is None:
-                return _no_model()
-            self.metrics.refused.inc()
-            return JSONResponse({"error": f"model version {version!r} is not held (held: "
-                                 f"{', '.join(self.holder.versions)}); features must be recomputed "
-                                 f"with version {cur.version}",
-                                 "requested_version": str(version), "current_version": str(cur.version)},
-                                status_code=409)
-        self._count_swaps()
-        try:
-            F = check_features(features, int(model.pipeline.named_steps["csp"].n_components))
-        except RequestError as exc:
-            return _error(exc)
-        self.metrics.trials.labels(endpoint="/classify_features").observe(len(F))
-        out = classify_features(model.pipeline, F)
-        out["version"] = str(model.version)
-        return out
-
-
-def _raw_app() -> Starlette:
-    """``POST /raw/classify_npy``: a .npy file as the request body (``application/octet-stream``)."""
-
-    async def classify_npy(request: Request) -> JSONResponse:
-        holder = RUNTIME.holder
-        model = None if holder is None else holder.current
-        if model is None:
-            return _no_model()
-        body = await request.body()
-
-        def work() -> dict[str, Any]:
-            X = check_trials(read_npy(io.BytesIO(body)), pipeline_profile(model.pipeline))
-            RUNTIME.metrics.trials.labels(endpoint="/raw/classify_npy").observe(len(X))
-            out = classify_trials(model.pipeline, X)
-            out["version"] = str(model.version)
-            return out
-
-        try:
-            return JSONResponse(await anyio.to_thread.run_sync(work))
-        except RequestError as exc:
-            return _error(exc)
-
-    return Starlette(routes=[Route("/classify_npy", classify_npy, methods=["POST"])])
-
-
-BcistreamService.mount_asgi_app(_raw_app(), path="/raw")
+_TOKEN = CONFIG.api_token or os.environ.get("BCISTREAM_API_TOKEN") or None
 BcistreamService.add_asgi_middleware(
-    Guard, runtime=RUNTIME, token=CONFIG.api_token or os.environ.get("BCISTREAM_API_TOKEN") or None,
-    max_body=CONFIG.max_body_bytes,
-    media_types={"/classify": "application/json", "/classify_features": "application/json",
-                 "/classify_npy": "multipart/form-data", "/classify_file": "multipart/form-data",
-                 "/raw/classify_npy": "application/octet-stream"},
+    Guard, runtime=RUNTIME, token=_TOKEN, max_body=CONFIG.max_body_bytes,
+    media_types={"/classify_npy": "multipart/form-data", "/classify_file": "multipart/form-data"},
     file_fields={"/classify_npy": {"trials"}, "/classify_file": {"file", "labels"}},
+    routes={
+        "/classify": Route(classify_json, "application/json", CONFIG.max_json_bytes),
+        "/classify_features": Route(features_json, "application/json", CONFIG.max_json_bytes),
+        "/raw/classify_npy": Route(classify_raw_npy, "application/octet-stream", CONFIG.max_body_bytes),
+    },
+    openapi=lambda: openapi(__version__, auth=_TOKEN is not None),
 )
+# BentoML logs a refused request at ERROR with a traceback; one WARNING line says enough.
+logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())
