@@ -18,12 +18,12 @@ from urllib.parse import parse_qsl
 
 import anyio
 
-__all__ = ["ClientErrorLogFilter", "Guard", "Runtime", "ServiceMetrics", "check_form"]
+__all__ = ["ClientErrorLogFilter", "Guard", "Runtime", "ServiceMetrics", "check_form", "parse_form"]
 
 log = logging.getLogger("bcistream.serving")
 
 #: Paths that never need the token: probes and the Prometheus scrape.
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
 #: Endpoints whose latency is recorded per endpoint.
 TIMED_PATHS = frozenset({"/classify", "/classify_npy", "/raw/classify_npy", "/classify_file",
                          "/classify_features", "/model"})
@@ -128,35 +128,54 @@ _NAME = re.compile(rb'[\s;]name="([^"]*)"', re.IGNORECASE)
 _FILENAME = re.compile(rb'[\s;]filename\*?=', re.IGNORECASE)
 
 
-def check_form(body: bytes, content_type: bytes, file_fields: frozenset[str]) -> str | None:
-    """Why a multipart body is refused, or None.
+_HEADER_LINE = re.compile(rb"^[!#-'*+.0-9A-Z^-z|~-]+:")
 
-    Refused: a part that is not one of ``file_fields``, or one without a file name.
+
+def parse_form(body: bytes, content_type: bytes,
+               file_fields: frozenset[str]) -> tuple[str | None, dict[str, tuple[str, bytes]]]:
+    """Check a multipart body and split it: ``(problem or None, {field: (file name, bytes)})``.
+
+    Refused: a part that is not one of ``file_fields``, one without a file name, a part header
+    line that is not ``Name: value`` (e.g. a line break inside a file name), a malformed body.
     """
     m = _BOUNDARY.search(content_type)
     if m is None:
-        return "multipart/form-data without a boundary"
+        return "multipart/form-data without a boundary", {}
     delim = b"--" + m.group(1)
     pos = body.find(delim)
-    n_parts = 0
+    parts: dict[str, tuple[str, bytes]] = {}
     while pos >= 0:
         pos += len(delim)
         if body[pos:pos + 2] == b"--":
             break
         head_end = body.find(b"\r\n\r\n", pos)
         if head_end < 0:
-            return "malformed multipart body"
+            return "malformed multipart body", {}
         head = body[pos:head_end]
+        lines = [ln for ln in head.split(b"\r\n") if ln]
+        if any(not _HEADER_LINE.match(ln) for ln in lines):
+            return "malformed part header (a line break inside a file name?)", {}
         name = _NAME.search(head)
         field = name.group(1).decode("utf-8", "replace") if name else ""
         if field not in file_fields:
-            return f"unknown form field {field!r}; expected file upload(s) {', '.join(sorted(file_fields))}"
+            return (f"unknown form field {field[:40]!r}; expected file upload(s) "
+                    f"{', '.join(sorted(file_fields))}"), {}
         if not _FILENAME.search(head):
-            return f"form field {field!r} must be a file upload (with a file name), not a text value"
-        n_parts += 1
+            return f"form field {field!r} must be a file upload (with a file name), not a text value", {}
         nxt = body.find(b"\r\n" + delim, head_end)
-        pos = -1 if nxt < 0 else nxt + 2
-    return None if n_parts else f"no file uploaded; expected {', '.join(sorted(file_fields))}"
+        if nxt < 0:
+            return "malformed multipart body (no closing boundary)", {}
+        fname = re.search(rb'filename="([^"]*)"', head)
+        parts[field] = (fname.group(1).decode("utf-8", "replace") if fname else "", body[head_end + 4:nxt])
+        pos = nxt + 2
+    if not parts:
+        return f"no file uploaded; expected {', '.join(sorted(file_fields))}", {}
+    return None, parts
+
+
+def check_form(body: bytes, content_type: bytes, file_fields: frozenset[str]) -> str | None:
+    """Why a multipart body is refused, or None (see `parse_form`)."""
+    return parse_form(body, content_type, file_fields)[0]
 
 
 class Guard:
@@ -320,6 +339,7 @@ class Guard:
             params = {k.lower(): v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))}
             if b"x-units" in headers:
                 params.setdefault("x-units", headers[b"x-units"].decode("latin-1"))
+            params["content-type"] = headers.get(b"content-type", b"").decode("latin-1")
             status, payload = await anyio.to_thread.run_sync(route, self.runtime, body, params)
             del body
             if status >= 400:

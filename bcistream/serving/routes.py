@@ -29,7 +29,8 @@ from bcistream.serving.compute import (
     read_npy,
 )
 
-__all__ = ["Route", "classify_json", "classify_raw_npy", "features_json", "parse_json", "units_param"]
+__all__ = ["Route", "classify_form_npy", "classify_json", "classify_raw_npy", "features_json", "parse_json",
+           "units_param"]
 
 Answer = tuple[int, dict[str, Any]]
 
@@ -147,6 +148,19 @@ def classify_raw_npy(runtime: Any, body: bytes, params: Mapping[str, str]) -> An
     out = classify_trials(model.pipeline, X)
     out["version"] = str(model.version)
     return 200, out
+
+
+def classify_form_npy(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answer:
+    """``POST /classify_npy``: the .npy file in multipart field ``trials`` (parsed here, no temp file)."""
+    from bcistream.serving.guard import parse_form
+
+    problem, parts = parse_form(body, params.get("content-type", "").encode("latin-1"),
+                                frozenset({"trials"}))
+    if problem is not None:
+        raise RequestError(f"/classify_npy: {problem}")
+    data = parts["trials"][1]
+    del body, parts
+    return classify_raw_npy(runtime, data, params)
 
 
 @dataclass(frozen=True)

@@ -19,20 +19,15 @@ import bentoml
 from starlette.responses import JSONResponse
 
 from bcistream import __version__
-from bcistream.pipeline import pipeline_profile
 from bcistream.serving.compute import (
-    UNITS_FIX_BINARY,
     RequestError,
-    check_trials,
     classify_recording,
-    classify_trials,
-    read_npy,
     recording_suffix,
 )
 from bcistream.serving.config import ServingConfig
 from bcistream.serving.guard import ClientErrorLogFilter, Guard, Runtime, ServiceMetrics
 from bcistream.serving.holder import ModelHolder
-from bcistream.serving.routes import Route, classify_json, classify_raw_npy, features_json, units_param
+from bcistream.serving.routes import Route, classify_form_npy, classify_json, classify_raw_npy, features_json
 from bcistream.serving.schemas import openapi
 
 __all__ = ["BcistreamService"]
@@ -67,15 +62,7 @@ class BcistreamService:
                                   poll_interval=CONFIG.poll_s)
         RUNTIME.metrics = self.metrics
         RUNTIME.holder = self.holder
-        swaps_before = 0
-
-        def count_swaps() -> None:
-            nonlocal swaps_before
-            if self.holder.swaps > swaps_before:
-                self.metrics.swaps.inc(self.holder.swaps - swaps_before)
-                swaps_before = self.holder.swaps
-
-        self._count_swaps = count_swaps
+        self.holder.on_swap = self.metrics.swaps.inc
         self.holder.start()
 
     def __is_ready__(self) -> bool:
@@ -86,37 +73,9 @@ class BcistreamService:
         self.holder.stop()
 
     # -- raw trials ------------------------------------------------------------------------
-    # POST /classify (JSON) and POST /raw/classify_npy are answered by `bcistream.serving.routes`
-    # in front of BentoML (bare arrays, one parse of a capped body, one-line errors).
-    @bentoml.api
-    def classify_npy(self, trials: Path, ctx: bentoml.Context) -> dict[str, Any]:
-        """Like /classify, with the trials uploaded as one ``.npy`` file (multipart field ``trials``).
-
-        The file is read with the .npy reader only; pickled (object) arrays are refused. (No
-        ``sfreq`` field: BentoML fails with a 500 on a non-UTF-8 value in a form's text field.)
-        ``POST /raw/classify_npy`` takes the same file as the raw body, without multipart parsing
-        and temp files (faster for big batches).
-        """
-        model = self.holder.current
-        if model is None:
-            return _no_model()
-        self._count_swaps()
-        try:
-            params = {k.lower(): v for k, v in ctx.request.query_params.items()}
-            if "x-units" in ctx.request.headers:
-                params.setdefault("x-units", ctx.request.headers["x-units"])
-            with open(trials, "rb") as f:
-                arr = read_npy(f, os.fstat(f.fileno()).st_size)
-            X = check_trials(arr, pipeline_profile(model.pipeline), None, units_param(params),
-                             UNITS_FIX_BINARY)
-            del arr
-            self.metrics.trials.labels(endpoint="/classify_npy").observe(len(X))
-            out = classify_trials(model.pipeline, X)
-        except RequestError as exc:
-            return _error(exc)
-        out["version"] = str(model.version)
-        return out
-
+    # POST /classify, /classify_features (JSON), /classify_npy and /raw/classify_npy are answered
+    # by `bcistream.serving.routes` in front of BentoML (bare arrays, one parse of a capped body,
+    # .npy sizes checked before allocating, one-line errors).
     # -- whole recordings ------------------------------------------------------------------
     @bentoml.api
     def classify_file(self, file: Path, labels: list[Path] = []) -> dict[str, Any]:  # noqa: B006
@@ -129,7 +88,6 @@ class BcistreamService:
         model = self.holder.current
         if model is None:
             return _no_model()
-        self._count_swaps()
         try:
             suffix = recording_suffix(Path(file).name)
         except RequestError as exc:
@@ -157,12 +115,13 @@ class BcistreamService:
 _TOKEN = CONFIG.api_token or os.environ.get("BCISTREAM_API_TOKEN") or None
 BcistreamService.add_asgi_middleware(
     Guard, runtime=RUNTIME, token=_TOKEN, max_body=CONFIG.max_body_bytes,
-    media_types={"/classify_npy": "multipart/form-data", "/classify_file": "multipart/form-data"},
-    file_fields={"/classify_npy": {"trials"}, "/classify_file": {"file", "labels"}},
+    media_types={"/classify_file": "multipart/form-data"},
+    file_fields={"/classify_file": {"file", "labels"}},
     routes={
         "/classify": Route(classify_json, "application/json", CONFIG.max_json_bytes),
         "/classify_features": Route(features_json, "application/json", CONFIG.max_json_bytes),
         "/raw/classify_npy": Route(classify_raw_npy, "application/octet-stream", CONFIG.max_body_bytes),
+        "/classify_npy": Route(classify_form_npy, "multipart/form-data", CONFIG.max_body_bytes),
     },
     openapi=lambda: openapi(__version__, auth=_TOKEN is not None),
 )
