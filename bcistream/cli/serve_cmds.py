@@ -32,10 +32,6 @@ def serve_env(model: str | None, tracking_uri: str | None) -> dict[str, str]:
     # MLflow resolves models:/ artifact downloads through its registry URI, which falls back to these
     # variables: an inherited value would fetch artifacts from another registry than the alias.
     env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = env["BCISTREAM_TRACKING_URI"]
-    # BentoML's OpenTelemetry middleware keeps ~4 kB per request when no exporter is configured
-    # (worker RSS grew 5 kB/request on a bare hello service, ~1 kB with the SDK disabled); the
-    # service exports no traces, so the SDK stays off unless the user configured it.
-    env.setdefault("OTEL_SDK_DISABLED", "true")
     return env
 
 

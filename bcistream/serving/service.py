@@ -29,6 +29,7 @@ from bcistream.serving.guard import ClientErrorLogFilter, Guard, Runtime, Servic
 from bcistream.serving.holder import ModelHolder
 from bcistream.serving.routes import Route, classify_form_npy, classify_json, classify_raw_npy, features_json
 from bcistream.serving.schemas import openapi
+from bcistream.serving.upstream import install as install_timer_fix
 
 __all__ = ["BcistreamService"]
 
@@ -125,5 +126,7 @@ BcistreamService.add_asgi_middleware(
     },
     openapi=lambda: openapi(__version__, auth=_TOKEN is not None),
 )
+# BentoML 1.4 keeps every request's context alive until its timeout timer fires (+5 kB/request).
+install_timer_fix()
 # BentoML logs a refused request at ERROR with a traceback; one WARNING line says enough.
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())
