@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -365,9 +366,11 @@ def classify_recording(pipe: Pipeline, path: Path, labels: Path | None = None) -
         # The temp path means nothing to the caller; keep only the reason.
         raise RequestError(str(exc).replace(str(path), "uploaded file")) from None
     data = np.asarray(rec.data)
-    if data.size == 0 or not np.isfinite(data).all():
-        raise RequestError("the uploaded recording is empty or contains NaN or Inf samples")
-    if (data.max(axis=-1) == data.min(axis=-1)).all():
+    # NaN stretches are normal (2a files mark gaps with NaN; their trials are excluded later).
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        flat = data.size == 0 or bool((np.nanmax(data, axis=-1) == np.nanmin(data, axis=-1)).all())
+    if flat or not np.isfinite(data).any():
         raise RequestError("the uploaded recording is flat (every channel constant): nothing to decode")
     epochs = epochs_from_recording(pipe, rec, labelled_only=False)
     classes = [str(c) for c in class_order(pipe)[0]]
