@@ -65,7 +65,8 @@ def test_every_curl_example_runs(server, tmp_path, fixtures_dir):
         cmd = cmd.replace(DOC_URL, server.url)
         if cmd.startswith("python -c "):
             cmd = sys.executable + cmd[len("python"):]
-            done = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            done = subprocess.run(["bash", "-c", cmd], cwd=tmp_path, capture_output=True, text=True,
+                                  timeout=120)
             assert done.returncode == 0, (where, cmd[:200], done.stderr[-500:])
             continue
         code_cmd = cmd.split(" #")[0] + " -o body.out -w '%{http_code}'"

@@ -66,7 +66,10 @@ def class_order(pipe: Pipeline) -> tuple[np.ndarray, np.ndarray]:
 
 
 def decode_filtered(pipe: Pipeline, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class names and probabilities (columns in `class_order`) for filtered windows (n, n_channels, window)."""
+    """Class names and probabilities (columns in `class_order`) of filtered windows.
+
+    ``X`` has shape (n, n_channels, window).
+    """
     names, columns = class_order(pipe)
     proba = pipe[1:].predict_proba(X)[:, columns]
     return names[np.argmax(proba, axis=1)], proba

@@ -131,7 +131,7 @@ def load_model(pipeline: Pipeline, version: str) -> Model:
     """
     try:
         steps = pipeline.named_steps
-        filt, clf = steps["filter"], steps["clf"]
+        filt = steps["filter"]
         if not hasattr(filt, "sos_"):
             filt.fit()
         filters = np.asarray(csp_filters(pipeline), dtype=np.float64)

@@ -39,7 +39,7 @@ async def _call(self: Any, scope: dict, receive: Any, send: Any) -> None:
     fut = asyncio.ensure_future(self.app(scope, receive, _send), loop=loop)
     try:
         await waiter
-    except asyncio.TimeoutError:
+    except TimeoutError:
         if fut.cancel():
             resp = JSONResponse({"error": f"Not able to process the request in {self.timeout} seconds"},
                                 status_code=504)
