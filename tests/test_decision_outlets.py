@@ -31,7 +31,7 @@ def _decision(trigger, probs, stamp, label=None, stream="s1"):
                     cue_label="left" if trigger == "cue" else None, latency_ms=1.5)
 
 
-def _inlet(name, source_id):
+def _inlet(name, source_id, timeout=10.0):
     import pylsl
 
     info = None
@@ -43,7 +43,7 @@ def _inlet(name, source_id):
             return True
         return False
 
-    wait_until(found, timeout=10, what=f"outlet {name}")
+    wait_until(found, timeout=timeout, what=f"outlet {name}")
     inlet = pylsl.StreamInlet(info)
     inlet.open_stream(5)
     return inlet
@@ -173,17 +173,18 @@ def test_run_publishes_probability_and_label_outlets(stream_setup, tmp_path):
                             "--lsl-proba", proba_name, "--lsl-labels", label_name, "--trigger", "both",
                             "--resolve-timeout", "60", "--no-view", "--duration", "120", "--idle-exit", "2"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    player = None
     try:
-        proba = _inlet(proba_name, f"{proba_name}/{name}")
-        labels = _inlet(label_name, f"{label_name}/{name}")
+        # The outlets exist while the engine still waits for the EEG stream.
+        proba = _inlet(proba_name, f"{proba_name}/{name}", timeout=60)
+        labels = _inlet(label_name, f"{label_name}/{name}", timeout=60)
         xml = _desc(proba)
         classes = [c.findtext("label") for c in xml.find("desc/channels")]
         assert classes == [c for c in PROFILE.class_names if c in classes]
-        player = subprocess.run([sys.executable, "-m", "bcistream", "replay",
-                                 str(stream_setup.recording_path), "--to", "lsl", "--name", name,
-                                 "--speed", "25", "--chunk", "25",
-                                 "--wait-consumer", "30"], capture_output=True, timeout=180)
-        assert player.returncode == 0, player.stdout[-2000:]
+        player = subprocess.Popen([sys.executable, "-m", "bcistream", "replay",
+                                   str(stream_setup.recording_path), "--to", "lsl", "--name", name,
+                                   "--speed", "25", "--chunk", "25", "--wait-consumer", "30"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         rows, cue_labels = [], []
         n_cues = len(stream_setup.expected)
 
@@ -193,13 +194,16 @@ def test_run_publishes_probability_and_label_outlets(stream_setup, tmp_path):
             got, _ = labels.pull_chunk(timeout=0.0)
             cue_labels.extend(s[0] for s in got)
             return len(cue_labels) >= n_cues
-        wait_until(pulled, timeout=60, what="all cue labels on the label outlet")
+        wait_until(pulled, timeout=120, what="all cue labels on the label outlet")
+        plog, _ = player.communicate(timeout=60)
+        assert player.returncode == 0, plog.decode(errors="replace")[-2000:]
         log, _ = run.communicate(timeout=60)
         assert run.returncode == 0, log.decode(errors="replace")[-2000:]
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        for proc in (run, player):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
     decisions = [json.loads(line) for line in out.read_text().splitlines()]
     cue = [d for d in decisions if d["trigger"] == "cue"]
     assert cue_labels == [d["label"] for d in cue] == [stream_setup.expected[d["window_end"]] for d in cue]

@@ -200,15 +200,17 @@ def run(
                             resolve_timeout=resolve_timeout, skip_backlog=skip_backlog)
     engine = Engine(loaded.pipeline, version=loaded.version, config=config, classifier=remote,
                     on_unknown_version=on_unknown_version)
-    src = open_source(source, loaded.profile, opts)
     sinks = []
     closed = None
+    src = None
     try:
+        # Outlets first: a stimulus program can connect while the engine waits for the amplifier.
         meta = OutletMeta(model=model, version=str(loaded.version), profile=loaded.profile.name,
                           classes=tuple(str(c) for c in engine.model.classes))
         known = src_value.split(",") if src_kind == "lsl" and "=" not in src_value else []
         for spec in to:
             sinks.append(open_sink(spec, opts, meta=meta, streams=known))
+        src = open_source(source, loaded.profile, opts)
         if hasattr(src, "replayed"):
             sinks = [FilteredSink(s, src.replayed) for s in sinks]
         registry = CollectorRegistry()
