@@ -144,11 +144,16 @@ def demo(
     if not decisions:
         raise BcistreamError(f"no decisions were made; see {report / 'replay.log'}")
     summary = summarize(decisions, champion.pipeline, evaluation, champion.version)
-    write_report(report, summary, decisions, list(champion.profile.class_names), champion.profile.sfreq)
+    prof = champion.profile
+    write_report(report, summary, decisions, list(prof.class_names), prof.sfreq,
+                 cue_offset_s=(prof.offset_samples + prof.window_samples) / prof.sfreq)
     table = Table("measure", "value", title=f"bcistream demo — report in {report}")
     table.add_row("model version", f"{name} v{summary.model_version} (champion)")
     table.add_row("online accuracy (cue-locked, live)", f"{summary.online_accuracy:.4f}")
     table.add_row("offline accuracy (same trials)", f"{summary.offline_accuracy:.4f}")
+    table.add_row("kappa / chance 95 % bound", f"{summary.online_kappa:.3f} / {summary.chance_upper95:.3f}")
+    table.add_row("information-transfer rate", f"{summary.itr_bits_per_min:.2f} bits/min "
+                                               f"({summary.seconds_per_trial:.1f} s per trial)")
     table.add_row("online = offline labels", f"{summary.agreement:.1%} of {summary.cue_trials} trials")
     table.add_row("latency p50 / latency p99", f"{summary.latency_p50_ms:.2f} ms / "
                                                f"{summary.latency_p99_ms:.2f} ms")

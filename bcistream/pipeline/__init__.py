@@ -9,6 +9,7 @@ from bcistream.pipeline.factory import (
     DEFAULT_PARAMS,
     csp_filters,
     make_pipeline,
+    pipeline_band,
     pipeline_profile,
     power_to_features,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "filter_recording",
     "fit_filtered",
     "make_pipeline",
+    "pipeline_band",
     "min_trials_per_class",
     "pipeline_profile",
     "power_to_features",
