@@ -28,7 +28,13 @@ JSON_MB = 6
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    return make_registry(tmp_path_factory.mktemp("serving-api"), n_versions=1)
+    from bcistream.training.registry import set_alias
+
+    reg = make_registry(tmp_path_factory.mktemp("serving-api"), n_versions=1)
+    # The served version also carries "challenger" (as after a promotion): /model must still name
+    # the alias the service follows.
+    set_alias(reg.tracking_uri, MODEL_NAME, "challenger", "1")
+    return reg
 
 
 @pytest.fixture(scope="module")
@@ -357,9 +363,32 @@ def test_openapi_names_version_routes_models_and_errors(server):
     assert doc["components"]["schemas"]["ClassifyResponse"]["properties"]["labels"]["type"] == "array"
 
 
-def test_model_reports_the_alias_it_follows(client):
+def test_model_reports_the_alias_it_follows(client, server):
     info = client.model()
     assert info["alias"] == "champion" and info["version"] == "1"
+    # `serve` said what it serves before starting BentoML
+    assert f"serving {MODEL_NAME} version 1 (following alias 'champion'" in server.log_text()
+
+
+def test_serve_says_loudly_when_there_is_no_model(registry):
+    from bcistream.cli.serve_cmds import describe_model
+
+    found, line = describe_model("models:/no-such-model@champion", registry.tracking_uri)
+    assert not found and line.startswith("NO MODEL") and MODEL_NAME in line and "bcistream train" in line
+    found, line = describe_model(f"models:/{MODEL_NAME}/1", registry.tracking_uri)
+    assert found and "version 1 (fixed version" in line
+
+
+def test_pyfunc_signature_accepts_any_length_from_the_window(registry, trials):
+    import mlflow
+
+    from bcistream.training.registry import tracking
+
+    with tracking(registry.tracking_uri):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1")
+        for n_times in (750, 1000, 1500):
+            out = model.predict(np.ascontiguousarray(trials[:2, :, -n_times:]).astype(np.float64))
+            assert len(out) == 2
 
 
 def test_client_errors_are_logged_as_one_warning_without_traceback(server):
