@@ -64,7 +64,7 @@ def test_loop_writes_flushes_then_commits_and_stops():
     assert hop + cue == written and cue == sum(d.trigger == "cue" for d in sink.decisions)
     assert value("bcistream_engine_decision_latency_seconds_count") == written
     assert value("bcistream_engine_active_streams") == 2
-    assert value("bcistream_engine_model_info", {"version": "1"}) == 1
+    assert value("bcistream_model_info", {"version": "1"}) == 1
     assert value("bcistream_events_total", {"kind": "gap", "reason": "missing"}) is None  # no gap
 
 

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from bcistream.realtime.events import EngineEvent
 from bcistream.realtime.records import Decision
 
-__all__ = ["LATENCY_BUCKETS", "EngineMetrics"]
+__all__ = ["LATENCY_BUCKETS", "EngineMetrics", "source_metrics"]
 
 #: Decision latency buckets in seconds (chunk arrival -> decision).
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -20,7 +20,7 @@ class EngineMetrics:
 
     One family per fact: every event (engine or source, any kind, new kinds included) is counted in
     ``bcistream_events_total{kind,reason}`` and nowhere else; sample counts are in samples; the model
-    version is ``bcistream_engine_model_info``. See docs/metrics.md.
+    version is ``bcistream_model_info``. See docs/metrics.md.
 
     Parameters
     ----------
@@ -47,7 +47,7 @@ class EngineMetrics:
                               namespace=ns, registry=reg)
         self.active_streams = Gauge("engine_active_streams", "Streams the engine holds", namespace=ns,
                                     registry=reg)
-        self.model = Info("engine_model", "Model version in use", namespace=ns, registry=reg)
+        self.model = Info("model", "Model version the engine runs", namespace=ns, registry=reg)
         self._last: dict[str, int] = {}
         self._version: str | None = None
 
@@ -78,3 +78,31 @@ class EngineMetrics:
             self.decisions_out.labels(trigger="cue").inc(len(decisions) - hop)
         for d in decisions:
             self.latency.observe(d.latency_ms / 1000.0)
+
+
+def source_metrics(registry: CollectorRegistry, source: object, namespace: str = "bcistream") -> None:
+    """Gauges read from a source at scrape time: Kafka lag per partition (when it has ``lag()``).
+
+    ``bcistream_source_lag_messages{partition}``: messages between the consumer's position and
+    the partition's high watermark (``topic[partition]``). Counts of the source's events (dead
+    letters, stalls, ...) are in ``bcistream_events_total``, not here.
+    """
+    from prometheus_client.core import GaugeMetricFamily
+
+    lag = getattr(source, "lag", None)
+    if not callable(lag):
+        return
+
+    class _Lag:
+        def collect(self):
+            fam = GaugeMetricFamily(f"{namespace}_source_lag_messages",
+                                    "Messages behind the partition's high watermark",
+                                    labels=["partition"])
+            for name, value in sorted(lag().items()):
+                fam.add_metric([name], value)
+            yield fam
+
+        def describe(self):
+            return []
+
+    registry.register(_Lag())
