@@ -57,6 +57,11 @@ class EngineMetrics:
         self._last[key] = value
         return max(delta, 0)
 
+    def events_seen(self, events: Sequence[EngineEvent]) -> None:
+        """Count events in ``bcistream_events_total{kind,reason}`` (any kind, new ones included)."""
+        for ev in events:
+            self.events.labels(kind=ev.kind, reason=ev.reason).inc()
+
     def observe(self, engine: object, decisions: Sequence[Decision] = (),
                 events: Sequence[EngineEvent] = ()) -> None:
         """Bring the metrics up to date with ``engine.stats()``, decisions and drained events."""
@@ -64,8 +69,7 @@ class EngineMetrics:
         self.samples_in.inc(self._delta(stats, "samples_in"))
         self.gap_samples.inc(self._delta(stats, "gap_samples"))
         self.duplicates.inc(self._delta(stats, "duplicate_samples"))
-        for ev in events:
-            self.events.labels(kind=ev.kind, reason=ev.reason).inc()
+        self.events_seen(events)
         self.active_streams.set(stats.get("streams", 0))
         version = str(stats.get("model_version", ""))
         if version != self._version:
