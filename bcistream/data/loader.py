@@ -24,6 +24,7 @@ __all__ = [
     "RECORDING_SUFFIXES",
     "check_warnings",
     "file_channel_names",
+    "file_units",
     "find_subject_files",
     "list_subjects",
     "load_recording",
@@ -195,15 +196,16 @@ def _cues_from_annotations(raw, profile: Profile) -> tuple[list[int], list, list
     shift = raw.first_samp if raw.annotations.orig_time is not None else 0
     samples = np.round(np.asarray(raw.annotations.onset) * sfreq).astype(int) - shift
     cue_samples, cue_labels, rejects = [], [], []
+    markers = profile.marker_map
     for sample, desc in zip(samples, raw.annotations.description, strict=True):
-        desc = str(desc)
-        if desc in profile.classes:
+        meaning = markers.map(str(desc))
+        if meaning.kind == "class":
             cue_samples.append(int(sample))
-            cue_labels.append(profile.classes[desc])
-        elif profile.unknown_cue is not None and desc == profile.unknown_cue:
+            cue_labels.append(meaning.label)
+        elif meaning.kind == "unknown-cue":
             cue_samples.append(int(sample))
             cue_labels.append(None)
-        elif profile.reject_marker is not None and desc == profile.reject_marker:
+        elif meaning.kind == "reject":
             rejects.append(int(sample))
     order = np.argsort(cue_samples, kind="stable")
     return [cue_samples[i] for i in order], [cue_labels[i] for i in order], rejects
@@ -218,6 +220,47 @@ def _rejected_flags(cue_samples: list[int], rejects: list[int], lookahead: int) 
         if idx < len(starts) and starts[idx] - r <= lookahead:
             flags[idx] = True
     return flags
+
+
+def file_units(raw) -> dict[str, str]:
+    """Channel -> unit the file declares, as MNE reports it (MNE has scaled those to volts).
+
+    EDF/BDF/BrainVision headers give a physical dimension per channel (``raw._orig_units``); FIF
+    stores SI units by format. Other readers (and empty dimensions) declare nothing.
+    """
+    orig = getattr(raw, "_orig_units", None) or {}
+    out = {ch: str(u) for ch, u in orig.items() if str(u).strip()}
+    if not out and any(str(f).lower().endswith((".fif", ".fif.gz")) for f in (raw.filenames or ()) if f):
+        out = {ch: "V" for ch in raw.ch_names}
+    return out
+
+
+def _in_volts(data: np.ndarray, prof: Profile, declared: dict[str, str], source: str) -> np.ndarray:
+    """Apply the input contract: declared voltage units pass (already scaled), others are scaled
+    by the profile's ``units`` or must be plausible as volts."""
+    from bcistream.data.contract import UnitError, require_plausible_volts, volts_per_unit
+
+    wrong = []
+    for ch in prof.channels:
+        if ch in declared:
+            try:
+                volts_per_unit(declared[ch])
+            except UnitError:
+                wrong.append(f"{ch} ({declared[ch]})")
+    if wrong:
+        raise UnitError(f"{source}: channel(s) {', '.join(wrong[:6])} declare a unit that is not a "
+                        "voltage; the profile's channels must be EEG")
+    undeclared = [i for i, ch in enumerate(prof.channels) if ch not in declared]
+    if not undeclared:
+        return data
+    if prof.units is not None:
+        data = data.copy()
+        data[undeclared] *= prof.volts_per_unit
+        return data
+    require_plausible_volts(data[undeclared], source,
+                            'the file declares no unit: add units = "microvolts" (or V, mV, nV) '
+                            "to the profile")
+    return data
 
 
 def file_channel_names(profile: Profile) -> list[str]:
@@ -266,13 +309,16 @@ def load_recording(
     if path.suffix.lower() == ".xdf":
         from bcistream.data.xdf import read_xdf
 
-        raw, notes = read_xdf(path, stream=stream, allow_warnings=allow_warnings)
+        content = read_xdf(path, stream=stream, allow_warnings=allow_warnings)
+        raw, notes, declared = content.raw, content.notes, content.declared_units
     else:
         raw, notes = read_raw_notes(path, channels=file_channel_names(prof), allow_warnings=allow_warnings)
+        declared = None
     label_file = Path(labels) if labels is not None else _labels_path_for(path)
     unknown_labels = read_labels_mat(label_file, prof) if label_file else None
     return recording_from_raw(raw, prof, unknown_labels=unknown_labels, source=str(path),
-                              labels_source=str(label_file) if label_file else None, notes=notes)
+                              labels_source=str(label_file) if label_file else None, notes=notes,
+                              declared_units=declared)
 
 
 def recording_from_raw(
@@ -283,6 +329,7 @@ def recording_from_raw(
     source: str = "memory",
     labels_source: str | None = None,
     notes: tuple[str, ...] = (),
+    declared_units: dict[str, str] | None = None,
 ) -> Recording:
     """Turn an MNE Raw (read from a file or made in memory) into a `Recording`.
 
@@ -300,14 +347,21 @@ def recording_from_raw(
         Where ``unknown_labels`` came from (used in messages).
     notes : tuple of str
         Reader warnings the user allowed (kept on the recording).
+    declared_units : dict, optional
+        File channel name -> the unit the source declared, for samples the reader ALREADY scaled
+        to volts. Default: `file_units` (what MNE reports). Channels without a declared unit take
+        the profile's ``units``, or must be plausible as volts (`bcistream.data.contract`).
 
     Raises
     ------
     DataError
-        Missing channels, wrong rate, label count mismatch, flat or non-finite channels.
+        Missing channels, wrong rate, label count mismatch, flat or non-finite channels,
+        implausible undeclared units (`contract.UnitError`).
     """
     prof = load_profile(profile)
+    declared = file_units(raw) if declared_units is None else dict(declared_units)
     rename = {k: v for k, v in prof.rename.items() if k in raw.ch_names}
+    declared = {rename.get(k, k): u for k, u in declared.items()}
     if rename:
         raw.rename_channels(rename)
     missing = [ch for ch in prof.channels if ch not in raw.ch_names]
@@ -329,6 +383,7 @@ def recording_from_raw(
         gone = np.all(np.abs(data - prof.missing_value) < 1e-12, axis=0)
         data[:, gone] = np.nan
     check_signal(data, prof.channels, source)
+    data = _in_volts(data, prof, declared, source)
     cue_samples, cue_labels, rejects = _cues_from_annotations(raw, prof)
     flags = _rejected_flags(cue_samples, rejects, int(round(prof.reject_lookahead_s * sfreq)))
     if unknown_labels is not None:
