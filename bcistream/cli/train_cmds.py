@@ -116,6 +116,8 @@ def train(
                       "—" if r.kappa is None else f"{r.kappa:.3f}",
                       f"{r.cv_mean:.3f} ± {r.cv_std:.3f}", f"{r.n_train}/{r.n_test}", f"{m.seconds:.1f}")
     console.print(table)
+    for m in outcome.models:
+        console.print(f"registered {m.name} v{m.version} (challenger)", soft_wrap=True)
     console.print(f"report: {outcome.report}")
     if outcome.wandb_dir is not None:
         console.print(f"W&B run: {outcome.wandb_dir}")
@@ -237,18 +239,27 @@ def tune(
 
 @app.command()
 def models(
-    name: NameOpt = None,
+    name: Annotated[str | None, typer.Option("--name", help="A registered name (bcistream-A01), or a base: "
+                                                            "every NAME-LABEL model (default: settings).")
+                    ] = None,
 ) -> None:
     """Registered versions with aliases, metrics and promotion decisions (who is champion and why)."""
-    from bcistream.training.registry import model_versions
+    from bcistream.training.registry import client, model_versions
 
     s = settings()
-    model = name or s.model_name
-    rows = model_versions(s.mlflow_uri, model)
-    if not rows:
-        raise BcistreamError(f"no registered model '{model}' in {s.mlflow_uri}")
+    base = name or s.model_name
+    rows = model_versions(s.mlflow_uri, base)
+    names = [base] if rows else sorted(
+        m.name for m in client(s.mlflow_uri).search_registered_models(f"name LIKE '{base}-%'"))
+    if not names:
+        raise BcistreamError(f"no registered model '{base}' or '{base}-LABEL' in {s.mlflow_uri}")
+    for model in names:
+        _show_model(model, rows if model == base else model_versions(s.mlflow_uri, model), s.mlflow_uri)
+
+
+def _show_model(model: str, rows: list, uri: str) -> None:
     table = Table("version", "aliases", "created", "acc", "kappa", "CV", "decision", "why",
-                  title=f"Model '{model}' ({s.mlflow_uri})")
+                  title=f"Model '{model}' ({uri})")
     champion = None
     for row in rows:
         tags = row["tags"]

@@ -73,7 +73,9 @@ def _subject_data(name: str, subject: int) -> dict:
             raise
         except Exception as exc:  # noqa: BLE001  (MOABB/pooch raise many types)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"moabb:{name}: cannot read subject {subject} ({first})") from None
+            where = os.environ.get("MNE_DATA") or str(Path.home() / "mne_data")
+            raise DataError(f"moabb:{name}: subject {subject} cannot be read from MOABB's cache ({where}): "
+                            f"{first}; bcistream never downloads: fetch it once with MOABB") from None
 
 
 def _eeg_raw(raw):

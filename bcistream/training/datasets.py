@@ -157,7 +157,7 @@ def load_plan(plan: Plan, profile: Profile | str | None = None, *, allow_warning
             recs.append(rec)
             prints.append(source_fingerprint(src, rec))
             if progress is not None:
-                progress(f"read {Path(src.name).name}")
+                progress(f"read {src.path.name if src.path is not None else src.name}")
         return recs, prints
 
     train_recs, train_prints = read(plan.train)
