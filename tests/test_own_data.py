@@ -95,11 +95,11 @@ def test_every_layout_evaluates_and_trains_through_the_same_commands(tmp_path, r
     monkeypatch.setenv("BCISTREAM_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("BCISTREAM_WANDB_MODE", "disabled")
     layouts, runs = _layouts(tmp_path)
-    labels = {"runs": "S001", "xdf": "rig", "bids": "sub-01"}
+    labels = {"runs": "S001", "xdf": "rig_T", "bids": "sub-01"}
     for layout, args in layouts.items():
         code, out, err = _cli(["evaluate", *args, "--profile", str(profile_path), "--folds", "3"], capsys)
         assert code == 0, (layout, err)
-        row = next(line for line in out.splitlines() if labels[layout] in line)
+        row = next(line for line in out.splitlines() if line.startswith("│") and labels[layout] in line)
         acc = float(row.split("│")[2])
         assert acc > 0.7, (layout, row)  # the synthetic rhythm is learnable from 3 channels
         code, out, err = _cli(["train", *args, "--profile", str(profile_path), "--folds", "3",

@@ -107,9 +107,9 @@ def info(
         for src in plan.sources:
             if src.path is not None and src.kind == "file":
                 _file_header(src.path, prof, allow_warnings)
-    table = Table("file", "role", "cues per class", "notes", title=f"What each file contributes "
+    table = Table("file", "role", "cues per class", title=f"What each file contributes "
                   f"(profile '{prof.name}')")
-    failed = []
+    failed, summaries = [], []
     with progress_bar("checking", total=sum(len(p.sources) for p in plans)) as advance:
         for plan in plans:
             try:
@@ -119,17 +119,22 @@ def info(
                 continue
             for name, side, counts in loaded.contributions:
                 role = f"{plan.label} {'training' if side == 'train' else 'test'}"
-                table.add_row(name, role, ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none",
-                              "")
+                table.add_row(Path(name).name, role,
+                              ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none")
             rec = loaded.train
             rejected = sum(c.rejected for c in rec.cues)
-            table.add_row("", f"{plan.label} → training data", str(rec.class_counts()),
-                          f"rejected: {rejected}; missing samples: {rec.n_missing}"
-                          + ("; " + "; ".join(rec.notes) if rec.notes else ""))
+            summaries.append(f"{plan.label}: training data from {len(plan.train)} file(s): cues per class "
+                             f"{rec.class_counts()}; rejected: {rejected}; missing samples: {rec.n_missing}"
+                             + (f"; test data from {len(plan.test)} file(s)"
+                                + ("" if loaded.evaluation is not None else " (unlabelled: not scored)")
+                                if plan.test else "; no test data")
+                             + ("; allowed reader warnings: " + "; ".join(rec.notes) if rec.notes else ""))
             if files and len(plans) == 1 and len(plan.sources) == 1:
                 console.print(f"profile '{prof.name}': [green]matches[/green]; cues per class: "
                               f"{rec.class_counts()}; rejected: {rejected}; missing samples: {rec.n_missing}")
     console.print(table)
+    for line in summaries:
+        console.print(line, soft_wrap=True)
     for reason in failed:
         console.print(f"profile '{prof.name}': [red]does not match[/red] — {reason}", soft_wrap=True)
     if failed:

@@ -128,7 +128,7 @@ def _common_label(paths: list[Path]) -> str:
         while not stem.startswith(prefix):
             prefix = prefix[:-1]
     label = re.sub(r"[^A-Za-z0-9]+$", "", prefix)
-    label = re.sub(r"(?i)(run|r|ses|session)$", "", label).rstrip("-_. ")
+    label = re.sub(r"(?i)[-_.]?(run|r|ses|session)[-_]?\d*$", "", label).rstrip("-_. ")
     label = re.sub(r"[^A-Za-z0-9_.-]+", "-", label)
     return label or "files"
 
