@@ -40,7 +40,8 @@ RECORDING_SUFFIXES = (".gdf", ".edf", ".bdf", ".fif", ".fif.gz", ".xdf")
 
 
 #: Reader warnings that say nothing about the data being wrong (MNE numbers duplicate labels).
-BENIGN_WARNINGS = (re.compile(r"Channel names are not unique"),)
+BENIGN_WARNINGS = (re.compile(r"Channel names are not unique"),
+                   re.compile(r"does not conform to MNE naming conventions"))
 
 
 def _reader_name(path: Path) -> str:
