@@ -61,7 +61,8 @@ def test_readme_own_data_section_runs_as_written(tmp_path, monkeypatch, capsys):
         if argv[0] == "tune":
             nxt = next(ln for ln in out.splitlines() if ln.startswith("next: "))
             # The next: command repeats every option the user gave, and runs.
-            for opt in ("--train", "rig/S001R0[12].edf", "--profile", "my-rig.toml", "--folds", "--from-study"):
+            for opt in ("--train", "rig/S001R0[12].edf", "--profile", "my-rig.toml", "--folds",
+                        "--from-study"):
                 assert opt in nxt
             assert main(shlex.split(nxt.removeprefix("next: "))[1:] + ["--no-promote"]) == 0
             # The study is keyed by profile and data: other data refuse to join it.
