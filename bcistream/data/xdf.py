@@ -67,7 +67,7 @@ def _pick_eeg(streams: list[dict[str, Any]], wanted: str | None, path: Path) -> 
     what = f"named or typed '{wanted}'" if wanted else "of type EEG"
     problem = "no signal stream" if not hits else f"{len(hits)} signal streams"
     raise DataError(f"{path}: {problem} {what} (streams: {_describe(streams) or 'none'}); "
-                    "choose one with --stream NAME")
+                    "the Python API chooses one with load_recording(path, profile, stream=NAME)")
 
 
 def _markers(streams: list[dict[str, Any]]) -> tuple[list[float], list[str]]:
