@@ -258,7 +258,7 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=30,
 )
-_fields = st.sampled_from(["trials", "features", "version", "sfreq"])
+_fields = st.sampled_from(["trials", "features", "version", "sfreq", "units"])
 
 
 _FORM_FIELDS = st.sampled_from(["trials", "file", "labels", "version", "features", "x"])
@@ -310,6 +310,8 @@ def test_bare_array_and_one_trial_get_labels(server, trials, client):
     r = httpx.post(f"{server.url}/classify_npy?units=uV", headers=AUTH,
                    files={"trials": ("t.npy", _npy((trials * 1e6).astype(np.float32)))})
     assert r.status_code == 200 and r.json()["labels"] == list(ref.labels)
+    assert list(client.classify_npy(trials * 1e6, units="uV").labels) == list(ref.labels)
+    assert list(client.classify(trials * 1e6, units="uV").labels) == list(ref.labels)
 
 
 def test_npy_header_claiming_billions_of_values_gets_400(server):
