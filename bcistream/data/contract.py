@@ -17,7 +17,8 @@ Markers
     whitespace is stripped, matching is case-insensitive (``"LEFT"`` → ``left``), at most
     `MAX_MARKER_CHARS` characters, no control characters (NUL, newline, …). `MarkerMap` maps the
     text through a profile's class map: annotation codes (``"769"``), class names (``"left"``) and
-    the profile's extra ``markers`` aliases (``"T1"``) all give the class name. Values that map to
+    the profile's extra ``markers`` aliases (``"T1"``) all give the class name; the profile's
+    unknown-cue code (and ``"unknown"``, what replays send) is a cue to decide but never score. Values that map to
     no class are counted per value by the caller and never become a cue label.
 """
 
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_MARKER_CHARS",
     "MarkerMap",
     "MarkerResult",
+    "UNKNOWN_CUE_TEXT",
     "UnitError",
     "check_plausible_volts",
     "guess_unit",
@@ -50,6 +52,9 @@ __all__ = [
 #: Channel RMS (volts) that EEG in volts can have: below is nanovolt-scaled or dead, above is
 #: (most likely) microvolts or millivolts sent as if they were volts.
 EEG_RMS_RANGE_V: tuple[float, float] = (1e-8, 1e-2)
+
+#: Marker text of a cue of unknown class in bcistream's own replays (unless a profile maps it).
+UNKNOWN_CUE_TEXT = "unknown"
 
 #: Longest marker text accepted; longer values are malformed (a sane marker is a code or a name).
 MAX_MARKER_CHARS = 64
@@ -302,6 +307,8 @@ class MarkerMap:
             add(unknown_cue, MarkerResult("unknown-cue", None, str(unknown_cue)))
         if reject_marker is not None:
             add(reject_marker, MarkerResult("reject", None, str(reject_marker)))
+        if UNKNOWN_CUE_TEXT not in table:  # bcistream's replays send it for cues of unknown class
+            table[UNKNOWN_CUE_TEXT] = MarkerResult("unknown-cue", None, UNKNOWN_CUE_TEXT)
         self.class_names: tuple[str, ...] = tuple(names)
         self._table = table
 

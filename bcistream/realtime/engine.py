@@ -1,7 +1,9 @@
 """The streaming engine: chunks of many streams in, decisions out; pure computation, no I/O.
 
-Per batch: chunks are checked and placed in their stream (duplicates dropped, gaps detected),
-grouped by length, projected onto the fitted CSP filters and filtered causally with the pipeline's
+Per batch: markers are mapped through the model profile's marker map (`bcistream.data.contract`),
+chunks are checked and placed on their stream's sample axis by the stream tracker
+(`bcistream.realtime.tracker`: duplicates, gaps, source restarts, corrupt sequence numbers, the
+unit check of undeclared streams), grouped by length, projected onto the fitted CSP filters and filtered causally with the pipeline's
 own filter — one matrix product per group, since the spatial filter commutes with the temporal
 filter. Running sums of the squared projections turn the power of any window into a difference of
 two ring entries. Due windows of all streams are classified in ONE call through the `Classifier`.
@@ -17,22 +19,37 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from bcistream.data.contract import MarkerMap, MarkerResult
 from bcistream.errors import ProfileError
 from bcistream.realtime.compute import advance, make_decisions, project, window_power
 from bcistream.realtime.config import EngineConfig
 from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.model import InProcessClassifier, Model, load_model
-from bcistream.realtime.placement import check_chunk, place_chunk, split_piece, split_rounds
+from bcistream.realtime.placement import check_chunk, split_piece, split_rounds
 from bcistream.realtime.protocols import Batch, Chunk, Classifier, Marker, UnknownVersionError
 from bcistream.realtime.records import Decision
 from bcistream.realtime.streams import PendingCue, StreamPool, StreamState
 from bcistream.realtime.swap import rebuild_streams
+from bcistream.realtime.tracker import Placement, StreamTracker
 from bcistream.realtime.triggers import cue_windows, first_hop, hop_end
 
 __all__ = ["Engine", "EngineConfig"]
 
+#: One-line details of chunks the tracker refuses as corrupt.
+_CORRUPT = {"seq-outlier": "refused chunk: its sequence number is far out of line with the stream's "
+                           "(and its timestamps); the stream continues"}
+
 #: Longer chunks are split into pieces of at most this many samples (bounded work per group).
 MAX_PIECE = 256
+
+#: How a user declares the unit of a stream (named in the refusal of an implausible one).
+UNIT_FIX = ("LSL: channel <unit> metadata in the outlet's desc; Kafka: a 'units' message header; "
+            "or the profile's units key, e.g. --set units=microvolts")
+
+#: Distinct unmapped marker values counted one by one (more are counted under ``"<other>"``).
+MAX_MARKER_KEYS = 256
+
+_UNKNOWN_CUE = MarkerResult("unknown-cue", None, "None")
 
 UnknownVersionHook = Callable[[str | None], "tuple[Pipeline, str] | None"]
 
@@ -75,12 +92,21 @@ class Engine:
                                ring, raw_ring)
         self.streams: dict[str, StreamState] = {}
         self.events = EventQueue()
+        if self.config.unit_check_s * self.sfreq > self.window:
+            raise ValueError(f"unit_check_s ({self.config.unit_check_s} s) must not exceed the window "
+                             f"({self.window / self.sfreq:g} s): no decision may use unchecked samples")
+        self.tracker = StreamTracker.from_config(self.sfreq, self.config, self.window, report=self._track)
+        self.marker_map = MarkerMap.from_profile(prof)
+        #: Marker values that map to no class (normalised text -> count); each reported once.
+        self.unmapped_markers: dict[str, int] = {}
         self._lock = threading.RLock()
         self._hops = "hop" in self.config.triggers
         self._cues = "cue" in self.config.triggers
         self._stats = {"chunks": 0, "samples_in": 0, "decisions": 0, "hop_decisions": 0,
                        "cue_decisions": 0, "gaps": 0, "gap_samples": 0, "duplicate_samples": 0,
-                       "refused": 0, "errors": 0, "swaps": 0, "cues_lost": 0, "classifier_errors": 0}
+                       "refused": 0, "errors": 0, "swaps": 0, "cues_lost": 0, "classifier_errors": 0,
+                       "restarts": 0, "clock_steps": 0, "timing_bursts": 0, "markers_unmapped": 0,
+                       "markers_rejected": 0, "streams_refused_units": 0}
         self.refused_by_reason: dict[str, int] = {}
 
     # ------------------------------------------------------------------ public surface
@@ -96,6 +122,7 @@ class Engine:
             out["streams"] = len(self.streams)
             out["model_version"] = self.model.version
             out["refused_by_reason"] = dict(self.refused_by_reason)
+            out["unmapped_markers"] = dict(self.unmapped_markers)
             return out
 
     def close_stream(self, stream_id: str) -> None:
@@ -128,6 +155,7 @@ class Engine:
             rebuild_streams(self.pool, list(self.streams.values()), new, self.window, self.preroll)
             self.model = new
             self.offset = new.profile.offset_samples
+            self.marker_map = MarkerMap.from_profile(new.profile)
             if self._own_classifier:
                 self.classifier = InProcessClassifier(pipeline, new.version)
             self._stats["swaps"] += 1
@@ -174,20 +202,67 @@ class Engine:
         return st
 
     def _marker(self, marker: Marker, now: float, due: list[tuple]) -> None:
+        # Every marker value goes through the model profile's map, here and only here.
+        res = _UNKNOWN_CUE if marker.label is None else self.marker_map.map(marker.label)
+        if not res.is_cue:
+            if res.kind == "reject":
+                self._stats["markers_rejected"] += 1
+            else:
+                self._unmapped(str(marker.stream_id), res)
+            return
         if not self._cues:
             return
         st = self._stream(str(marker.stream_id))
         if marker.sample is None and marker.timestamp is None:
             self._event("cue_lost", st, reason="no-position", detail="marker without sample or timestamp")
             return
-        cue = PendingCue(marker.label, None if marker.sample is None else int(marker.sample),
-                         None if marker.timestamp is None else float(marker.timestamp))
+        cue = PendingCue(res.label, None, None if marker.timestamp is None else float(marker.timestamp),
+                         None if marker.sample is None else int(marker.sample), marker.session)
         st.cues.append(cue)
         if not st.fresh:
             self._due_cues(st, now, due)
 
+    def _unmapped(self, stream_id: str, res: MarkerResult) -> None:
+        """Count a marker value that is no cue; report each distinct value once."""
+        self._stats["markers_unmapped"] += 1
+        key = res.text if (res.text in self.unmapped_markers
+                           or len(self.unmapped_markers) < MAX_MARKER_KEYS) else "<other>"
+        seen = self.unmapped_markers.get(key, 0)
+        self.unmapped_markers[key] = seen + 1
+        if not seen:
+            classes = ", ".join(self.marker_map.class_names)
+            self.events.append(EngineEvent(
+                "marker", stream_id, 0, res.kind,
+                f"marker {key!r} is {'malformed' if res.kind == 'malformed' else 'no class of the model'}"
+                f" (classes: {classes}; codes and aliases per the profile): counted, never decided "
+                f"or scored"))
+
+    def _track(self, kind: str, st: StreamState, size: int, reason: str, detail: str) -> None:
+        """Findings of the stream tracker: counted and reported as events."""
+        key = {"restart": "restarts", "clock_step": "clock_steps", "timing": "timing_bursts"}.get(kind)
+        if key is not None:
+            self._stats[key] += 1
+        self._event(kind, st, size, reason, detail)
+
+    def _refit(self, st: StreamState) -> None:
+        """De-jitter line of the stream from its ring of timestamps (current segment)."""
+        ring = self.pool.ring
+        lo = max(st.index - min(ring, self.tracker.span), st.seg_start)
+        idx = np.arange(lo, st.index)
+        self.tracker.refit(st, idx, self.pool.ts[st.slot, idx % ring])
+
+    def _recent(self, st: StreamState, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The last ``k`` raw samples and timestamps of a stream (fewer if not kept)."""
+        k = min(k, st.history_n, st.index - st.seg_start)
+        if k <= 0:
+            return None
+        idx = np.arange(st.index - k, st.index)
+        return st.raw_tail(k), self.pool.ts[st.slot, idx % self.pool.ring]
+
     def _due_cues(self, st: StreamState, arrival: float, due: list[tuple]) -> None:
-        ready, lost = cue_windows(st, self.pool, self.sfreq, self.offset, self.window)
+        if any(c.sample is None and c.seq is None for c in st.cues):
+            self._refit(st)  # cues placed by timestamp: on the de-jittered line
+        ready, lost = cue_windows(st, self.tracker, self.pool.ring, self.offset, self.window)
         for reason, detail in lost:
             self._cue_lost(st, reason, detail)
         due.extend((st, "cue", start, end, label, arrival) for start, end, label in ready)
@@ -200,13 +275,25 @@ class Engine:
                detail: str = "") -> None:
         self.events.append(EngineEvent(kind, None if st is None else st.stream_id, int(size), reason, detail))
 
-    def _refuse(self, st: StreamState, reason: str, n: int, detail: str) -> None:
+    def _refuse(self, st: StreamState, reason: str, n: int, detail: str, breaks: bool = True) -> None:
         self._stats["refused"] += 1
         self.refused_by_reason[reason] = self.refused_by_reason.get(reason, 0) + 1
         st.refused += 1
-        if not st.fresh:
+        if breaks and not st.fresh:
             st.broken = True
         self._event("refused", st, n, reason, detail)
+
+    def _units(self, st: StreamState, ch: Chunk, data: np.ndarray) -> bool:
+        """Whether the stream may go on: declared units pass; undeclared ones are checked first."""
+        if ch.units_declared:
+            st.units_ok = True
+            return True
+        ok = self.tracker.check_units(st, data, f"stream {st.stream_id!r}", UNIT_FIX)
+        if ok is False:
+            self._stats["streams_refused_units"] += 1
+            self._refuse(st, "units", data.shape[1], st.unit_error)
+            return False
+        return True
 
     # ------------------------------------------------------------------ chunks
     def _round(self, chunks: list[Chunk], due: list[tuple]) -> list[Chunk]:
@@ -220,7 +307,8 @@ class Engine:
             try:
                 # Fast path: a well-formed chunk that continues its healthy stream exactly.
                 seq = ch.seq
-                if (seq is not None and seq == st.index + st.shift and not st.fresh and not st.broken
+                if (seq is not None and seq == st.index + st.shift and st.units_ok and not st.fresh
+                        and not st.broken and (ch.session is None or ch.session == st.session)
                         and type(data) is np.ndarray and data.ndim == 2 and data.shape[0] == n_ch
                         and data.dtype.kind == "f"):
                     n = data.shape[1]
@@ -241,11 +329,30 @@ class Engine:
                     self._refuse(st, reason, n, f"refused chunk: {reason} (shape "
                                  f"{getattr(data, 'shape', None)}, dtype {getattr(data, 'dtype', None)})")
                     continue
-                placed = place_chunk(st, ch, self.sfreq, self.config.gap_tolerance)
+                if st.units_ok is False:  # refused for its unit: counted, reported once
+                    self.refused_by_reason["units"] = self.refused_by_reason.get("units", 0) + 1
+                    self._stats["refused"] += 1
+                    continue
+                placed = self.tracker.place(st, ch, None if ch.seq is not None else
+                                            lambda k, st=st: self._recent(st, k))
                 if placed is None:
                     self._dup(st, data.shape[1])
                     continue
-                skip, start, gap = placed
+                if not isinstance(placed, Placement):
+                    self._refuse(st, placed, data.shape[1], _CORRUPT.get(placed, placed), breaks=False)
+                    continue
+                skip, start, gap = placed.skip, placed.start, placed.gap
+                if placed.restart:
+                    st.broken = True  # a new segment: the filter restarts whatever the gap policy
+                    if gap:
+                        self._stats["gaps"] += 1
+                        self._stats["gap_samples"] += gap
+                        st.gaps += 1
+                        self._event("gap", st, gap, "restart", f"source restarted: {gap} samples missing "
+                                    f"before index {start}")
+                        gap = 0
+                if st.units_ok is None and not self._units(st, ch, data[:, skip:]):
+                    continue
                 if skip:
                     self._dup(st, skip)
                     data = data[:, skip:]
