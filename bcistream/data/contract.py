@@ -18,8 +18,8 @@ Markers
     `MAX_MARKER_CHARS` characters, no control characters (NUL, newline, …). `MarkerMap` maps the
     text through a profile's class map: annotation codes (``"769"``), class names (``"left"``) and
     the profile's extra ``markers`` aliases (``"T1"``) all give the class name; the profile's
-    unknown-cue code (and ``"unknown"``, what replays send) is a cue to decide but never score. Values that map to
-    no class are counted per value by the caller and never become a cue label.
+    unknown-cue code (and ``"unknown"``, what replays send) is a cue to decide, never scored.
+    Values that map to no class are counted per value by the caller and never become a cue label.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The streaming engine: chunks of many streams in, decisions out; pure computation, no I/O.
 
-Per batch: markers are mapped through the model profile's marker map (`bcistream.data.contract`),
-chunks are checked and placed on their stream's sample axis by the stream tracker
-(`bcistream.realtime.tracker`: duplicates, gaps, source restarts, corrupt sequence numbers, the
-unit check of undeclared streams), grouped by length, projected onto the fitted CSP filters and filtered causally with the pipeline's
+Per batch: markers are mapped through the model profile's marker map and chunks are placed on
+their stream's sample axis by the stream tracker (duplicates, gaps, source restarts, corrupt
+sequence numbers, the unit check of undeclared streams; `bcistream.realtime.intake`), then
+grouped by length, projected onto the fitted CSP filters and filtered causally with the pipeline's
 own filter — one matrix product per group, since the spatial filter commutes with the temporal
 filter. Running sums of the squared projections turn the power of any window into a difference of
 two ring entries. Due windows of all streams are classified in ONE call through the `Classifier`.
@@ -19,42 +19,33 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from bcistream.data.contract import MarkerMap, MarkerResult
+from bcistream.data.contract import MarkerMap
 from bcistream.errors import ProfileError
 from bcistream.realtime.compute import advance, make_decisions, project, window_power
 from bcistream.realtime.config import EngineConfig
 from bcistream.realtime.events import EngineEvent, EventQueue
+from bcistream.realtime.intake import CORRUPT, Intake
 from bcistream.realtime.model import InProcessClassifier, Model, load_model
 from bcistream.realtime.placement import check_chunk, split_piece, split_rounds
-from bcistream.realtime.protocols import Batch, Chunk, Classifier, Marker, UnknownVersionError
+from bcistream.realtime.protocols import Batch, Chunk, Classifier, UnknownVersionError
 from bcistream.realtime.records import Decision
-from bcistream.realtime.streams import PendingCue, StreamPool, StreamState
+from bcistream.realtime.streams import StreamPool, StreamState
 from bcistream.realtime.swap import rebuild_streams
 from bcistream.realtime.tracker import Placement, StreamTracker
 from bcistream.realtime.triggers import cue_windows, first_hop, hop_end
 
 __all__ = ["Engine", "EngineConfig"]
 
-#: One-line details of chunks the tracker refuses as corrupt.
-_CORRUPT = {"seq-outlier": "refused chunk: its sequence number is far out of line with the stream's "
-                           "(and its timestamps); the stream continues"}
+
 
 #: Longer chunks are split into pieces of at most this many samples (bounded work per group).
 MAX_PIECE = 256
 
-#: How a user declares the unit of a stream (named in the refusal of an implausible one).
-UNIT_FIX = ("LSL: channel <unit> metadata in the outlet's desc; Kafka: a 'units' message header; "
-            "or the profile's units key, e.g. --set units=microvolts")
-
-#: Distinct unmapped marker values counted one by one (more are counted under ``"<other>"``).
-MAX_MARKER_KEYS = 256
-
-_UNKNOWN_CUE = MarkerResult("unknown-cue", None, "None")
 
 UnknownVersionHook = Callable[[str | None], "tuple[Pipeline, str] | None"]
 
 
-class Engine:
+class Engine(Intake):
     """Decode many streams with one fitted pipeline; see the module docstring.
 
     Parameters
@@ -201,64 +192,6 @@ class Engine:
             self.streams[stream_id] = st
         return st
 
-    def _marker(self, marker: Marker, now: float, due: list[tuple]) -> None:
-        # Every marker value goes through the model profile's map, here and only here.
-        res = _UNKNOWN_CUE if marker.label is None else self.marker_map.map(marker.label)
-        if not res.is_cue:
-            if res.kind == "reject":
-                self._stats["markers_rejected"] += 1
-            else:
-                self._unmapped(str(marker.stream_id), res)
-            return
-        if not self._cues:
-            return
-        st = self._stream(str(marker.stream_id))
-        if marker.sample is None and marker.timestamp is None:
-            self._event("cue_lost", st, reason="no-position", detail="marker without sample or timestamp")
-            return
-        cue = PendingCue(res.label, None, None if marker.timestamp is None else float(marker.timestamp),
-                         None if marker.sample is None else int(marker.sample), marker.session)
-        st.cues.append(cue)
-        if not st.fresh:
-            self._due_cues(st, now, due)
-
-    def _unmapped(self, stream_id: str, res: MarkerResult) -> None:
-        """Count a marker value that is no cue; report each distinct value once."""
-        self._stats["markers_unmapped"] += 1
-        key = res.text if (res.text in self.unmapped_markers
-                           or len(self.unmapped_markers) < MAX_MARKER_KEYS) else "<other>"
-        seen = self.unmapped_markers.get(key, 0)
-        self.unmapped_markers[key] = seen + 1
-        if not seen:
-            classes = ", ".join(self.marker_map.class_names)
-            self.events.append(EngineEvent(
-                "marker", stream_id, 0, res.kind,
-                f"marker {key!r} is {'malformed' if res.kind == 'malformed' else 'no class of the model'}"
-                f" (classes: {classes}; codes and aliases per the profile): counted, never decided "
-                f"or scored"))
-
-    def _track(self, kind: str, st: StreamState, size: int, reason: str, detail: str) -> None:
-        """Findings of the stream tracker: counted and reported as events."""
-        key = {"restart": "restarts", "clock_step": "clock_steps", "timing": "timing_bursts"}.get(kind)
-        if key is not None:
-            self._stats[key] += 1
-        self._event(kind, st, size, reason, detail)
-
-    def _refit(self, st: StreamState) -> None:
-        """De-jitter line of the stream from its ring of timestamps (current segment)."""
-        ring = self.pool.ring
-        lo = max(st.index - min(ring, self.tracker.span), st.seg_start)
-        idx = np.arange(lo, st.index)
-        self.tracker.refit(st, idx, self.pool.ts[st.slot, idx % ring])
-
-    def _recent(self, st: StreamState, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The last ``k`` raw samples and timestamps of a stream (fewer if not kept)."""
-        k = min(k, st.history_n, st.index - st.seg_start)
-        if k <= 0:
-            return None
-        idx = np.arange(st.index - k, st.index)
-        return st.raw_tail(k), self.pool.ts[st.slot, idx % self.pool.ring]
-
     def _due_cues(self, st: StreamState, arrival: float, due: list[tuple]) -> None:
         if any(c.sample is None and c.seq is None for c in st.cues):
             self._refit(st)  # cues placed by timestamp: on the de-jittered line
@@ -282,18 +215,6 @@ class Engine:
         if breaks and not st.fresh:
             st.broken = True
         self._event("refused", st, n, reason, detail)
-
-    def _units(self, st: StreamState, ch: Chunk, data: np.ndarray) -> bool:
-        """Whether the stream may go on: declared units pass; undeclared ones are checked first."""
-        if ch.units_declared:
-            st.units_ok = True
-            return True
-        ok = self.tracker.check_units(st, data, f"stream {st.stream_id!r}", UNIT_FIX)
-        if ok is False:
-            self._stats["streams_refused_units"] += 1
-            self._refuse(st, "units", data.shape[1], st.unit_error)
-            return False
-        return True
 
     # ------------------------------------------------------------------ chunks
     def _round(self, chunks: list[Chunk], due: list[tuple]) -> list[Chunk]:
@@ -339,7 +260,7 @@ class Engine:
                     self._dup(st, data.shape[1])
                     continue
                 if not isinstance(placed, Placement):
-                    self._refuse(st, placed, data.shape[1], _CORRUPT.get(placed, placed), breaks=False)
+                    self._refuse(st, placed, data.shape[1], CORRUPT.get(placed, placed), breaks=False)
                     continue
                 skip, start, gap = placed.skip, placed.start, placed.gap
                 if placed.restart:

@@ -27,8 +27,8 @@ import numpy as np
 from bcistream.data.contract import MarkerMap
 from bcistream.data.profiles import Profile
 from bcistream.data.trial_format import RecordedTrial
-from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.config import EngineConfig
+from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.placement import check_chunk
 from bcistream.realtime.protocols import Batch, Marker, Source
 from bcistream.realtime.records import Decision
@@ -159,8 +159,9 @@ class Recorder:
             # Fast path (as the engine's): a well-formed chunk continuing its stream, no cue pending.
             if (ch.timestamps is None and ch.seq is not None and ch.seq == st.index + st.shift
                     and st.units_ok and not st.fresh and not st.broken and not ring.cues
-                    and (ch.session is None or ch.session == st.session) and type(data) is np.ndarray and data.ndim == 2
-                    and data.shape[0] == n_ch and data.dtype.kind == "f" and 0 < data.shape[1] <= _PIECE):
+                    and (ch.session is None or ch.session == st.session)
+                    and type(data) is np.ndarray and data.ndim == 2 and data.shape[0] == n_ch
+                    and data.dtype.kind == "f" and 0 < data.shape[1] <= _PIECE):
                 ring.put(st.index, data, None)
                 st.index += data.shape[1]
                 continue
