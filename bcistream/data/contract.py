@@ -43,6 +43,7 @@ __all__ = [
     "UNKNOWN_CUE_TEXT",
     "UnitError",
     "check_plausible_volts",
+    "declared_volts_per_unit",
     "guess_unit",
     "normalize_marker",
     "to_volts",
@@ -99,6 +100,36 @@ def volts_per_unit(unit: str) -> float:
     except KeyError:
         known = ", ".join(sorted({"V", "mV", "uV", "µV", "nV", "volts", "microvolts"}))
         raise UnitError(f"unknown unit {unit!r}: use one of {known}") from None
+
+
+def declared_volts_per_unit(units: Sequence[object] | None) -> float | None:
+    """Scale to volts from the units a source declares per channel (e.g. LSL channel metadata).
+
+    Parameters
+    ----------
+    units : sequence of str or None
+        One declared unit per channel (``None`` or ``""`` where a channel declares none).
+
+    Returns
+    -------
+    float or None
+        The scale (`volts_per_unit`) when the channels declare one voltage unit; ``None`` when
+        no channel declares any (the caller falls back to the profile's ``units`` or the
+        plausibility check).
+
+    Raises
+    ------
+    UnitError
+        Channels declare different units, or a unit that is not a voltage unit.
+    """
+    named = [str(u).strip() for u in (units or ()) if u is not None and str(u).strip()]
+    if not named:
+        return None
+    scales = {volts_per_unit(u) for u in named}
+    if len(scales) != 1:
+        raise UnitError(f"channels declare different units {sorted(set(named))}: send one unit for "
+                        f"all EEG channels")
+    return scales.pop()
 
 
 def to_volts(data: np.ndarray, unit: str | float | None) -> np.ndarray:

@@ -165,22 +165,18 @@ class StreamTracker:
             return self._restart(st, ch, t0, last, f"new source session {ch.session!r}")
         if ch.seq is not None:
             s = int(ch.seq) - st.shift
-            if s == st.index:
+            verdict = self.seq_verdict(st.index, last, s, t0)
+            if verdict == "next":
                 self._clock(st, t0, last, contiguous=True)
                 return Placement(0, s, 0)
-            if s < st.index:
-                if t0 is not None and last is not None and t0 > last + self.tol_s:
-                    return self._restart(st, ch, t0, last, f"sequence back at {ch.seq} with later timestamps")
+            if verdict == "restart":
+                return self._restart(st, ch, t0, last, f"sequence back at {ch.seq} with later timestamps")
+            if verdict == "behind":
                 skip = st.index - s
                 return None if skip >= n else Placement(skip, st.index, 0)
-            ahead = s - st.index
-            if t0 is not None and last is not None:
-                implied = (t0 - last) * self.sfreq - 1.0
-                if abs(ahead - implied) > self.tol_s * self.sfreq + 0.05 * max(ahead, implied):
-                    return "seq-outlier"
-            elif ahead > self.max_gap:
+            if verdict == "outlier":
                 return "seq-outlier"
-            return Placement(0, s, ahead)
+            return Placement(0, s, s - st.index)
         if t0 is not None and last is not None:
             dt = t0 - last
             if dt > 1.0 / self.sfreq + self.tol_s:
@@ -202,6 +198,31 @@ class StreamTracker:
                             f"timestamps went back {-dt:.3f} s; samples kept (the index is the clock)")
             self._bursts(st, ts, dt)
         return Placement(0, st.index, 0)
+
+    def seq_verdict(self, expected: int, last_ts: float | None, seq: int, t0: float | None) -> str:
+        """How a sequence number relates to the next expected one.
+
+        Returns ``"next"`` (contiguous), ``"behind"`` (already received: a re-delivery),
+        ``"restart"`` (behind, but with timestamps later than the last ones: the producer began
+        again), ``"gap"`` (ahead, confirmed by the timestamps or within ``max_gap_s``) or
+        ``"outlier"`` (ahead by more than the timestamps allow: a corrupt chunk). Used by the
+        tracker and by sources that keep their own per-stream positions (the Kafka source).
+        """
+        if seq == expected:
+            return "next"
+        if seq < expected:
+            # Re-delivered data carries the timestamps it had (<= the last seen): later ones are new.
+            if t0 is not None and last_ts is not None and t0 > last_ts + 0.5 / self.sfreq:
+                return "restart"
+            return "behind"
+        ahead = seq - expected
+        if t0 is not None and last_ts is not None:
+            implied = (t0 - last_ts) * self.sfreq - 1.0
+            if abs(ahead - implied) > self.tol_s * self.sfreq + 0.05 * max(ahead, implied):
+                return "outlier"
+        elif ahead > self.max_gap:
+            return "outlier"
+        return "gap"
 
     def _restart(self, st: StreamState, ch: Chunk, t0: float | None, last: float | None, why: str
                  ) -> Placement:

@@ -70,7 +70,7 @@ def open_source(spec: str, profile: Profile, opts: TransportOptions) -> Source:
     return KafkaSource(opts.bootstrap, value, group=opts.group, markers_topic=opts.markers_topic or None,
                        dead_letter_topic=opts.dead_letter_topic, n_channels=profile.n_channels,
                        sfreq=profile.sfreq, kafka_config=opts.kafka_config,
-                       warmup_messages=opts.warmup_messages)
+                       warmup_messages=opts.warmup_messages, units=profile.units)
 
 
 def open_sink(spec: str, opts: TransportOptions) -> Sink:
