@@ -98,7 +98,8 @@ def test_markers_round_trip_and_reject():
     # Labels pass as sent (codes too); the engine maps them through the model profile.
     assert decode_marker(b'{"sample": 3, "label": "unknown"}', key=b"k") == ("k", 3, "unknown")
     assert decode_marker(encode_marker("s1", 5, 770)) == ("s1", 5, 770)
-    assert decode_marker_full(encode_marker("s1", 5, "769", session=255)) == ("s1", 5, "769", "00000000000000ff")
+    got = decode_marker_full(encode_marker("s1", 5, "769", session=255))
+    assert got == ("s1", 5, "769", "00000000000000ff")
     for bad, reason in [(b"nope", "not JSON"), (b"[1]", "JSON object"), (b'{"sample": 1}', "stream_id"),
                         (b'{"stream_id": "a", "sample": -1}', "sample"),
                         (b'{"stream_id": "a", "sample": true}', "sample"),
