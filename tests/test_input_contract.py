@@ -76,7 +76,8 @@ def test_microvolts_without_declaration_are_refused_with_the_fix(pipe, rec):
     assert "--set units=microvolts" in ev.detail and "\n" not in ev.detail
     stats = engine.stats()
     assert stats["streams_refused_units"] == 1
-    assert stats["refused_by_reason"]["units"] == len(chunks_of(rec)) - 9  # the first 250 samples were checked
+    # The first 250 samples (10 chunks) were checked; the 10th is refused, and every chunk after it.
+    assert stats["refused_by_reason"]["units"] == len(chunks_of(rec)) - 9
     # The same stream declared (converted by its adapter) decodes; volts undeclared pass the check.
     assert run(Engine(pipe, "1"), chunks_of(rec, declared=True), cue_markers(rec))
     assert run(Engine(pipe, "1"), chunks_of(rec), cue_markers(rec))
