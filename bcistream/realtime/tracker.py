@@ -290,7 +290,9 @@ class StreamTracker:
         if cue.sample is not None:
             return cue.sample
         if cue.seq is not None:
-            if cue.session is None or cue.session == st.session:
+            # A stream whose chunks name no session takes its markers' session as its own.
+            if cue.session is None or cue.session == st.session or (st.session is None
+                                                                    and not st.past_shifts):
                 return cue.seq - st.shift
             shift = st.past_shifts.get(cue.session)
             return None if shift is None else cue.seq - shift

@@ -396,6 +396,7 @@ def _coalesce(chunks: list[Chunk]) -> list[Chunk]:
         seqs = runs.setdefault(ch.stream_id, [])
         last = seqs[-1][-1] if seqs else None
         if (last is not None and last.seq is not None and ch.seq == last.seq + last.data.shape[1]
+                and ch.session == last.session and ch.units_declared == last.units_declared
                 and ch.data.dtype == last.data.dtype and ch.data.shape[0] == last.data.shape[0]):
             seqs[-1].append(ch)
         else:
@@ -408,5 +409,6 @@ def _coalesce(chunks: list[Chunk]) -> list[Chunk]:
             out.append(run[0])
             continue
         out.append(Chunk(sid, np.concatenate([c.data for c in run], axis=1),
-                         np.concatenate([c.timestamps for c in run]), run[0].seq, run[-1].arrival))
+                         np.concatenate([c.timestamps for c in run]), run[0].seq, run[-1].arrival,
+                         run[0].session, run[0].units_declared))
     return out
