@@ -73,7 +73,7 @@ def test_microvolts_without_declaration_are_refused_with_the_fix(pipe, rec):
     assert decisions == []
     (ev,) = [e for e in engine.events.drain() if e.kind == "refused"]
     assert ev.reason == "units" and "microvolts" in ev.detail and "units" in ev.detail
-    assert "--set units=microvolts" in ev.detail and "\n" not in ev.detail
+    assert "--units microvolts" in ev.detail and "\n" not in ev.detail
     stats = engine.stats()
     assert stats["streams_refused_units"] == 1
     # The first 250 samples (10 chunks) were checked; the 10th is refused, and every chunk after it.

@@ -241,3 +241,38 @@ def test_kafka_sequence_outlier_does_not_mute_the_stream(kafka_broker, pipe, rec
     # The stream goes on after the lost chunk: decisions up to its end.
     assert max(d.window_end for d in decisions) > rec.n_samples - 100
     assert engine.stats()["gaps"] == 1
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def test_run_units_option_declares_an_undeclared_amplifier(stream_setup, tmp_path):
+    """The README's command for an amplifier app that sends µV without channel units."""
+    import json
+    import threading
+
+    import pylsl
+
+    from bcistream.cli import main
+
+    rec = stream_setup.recording
+    name = "amp-" + uuid.uuid4().hex[:6]
+    info = pylsl.StreamInfo(name, "EEG", 22, SF, pylsl.cf_float32, name)  # no channel metadata at all
+    outlet = pylsl.StreamOutlet(info)
+    uv = np.ascontiguousarray((np.nan_to_num(rec.data[:, :5000]) * 1e6).astype(np.float32).T)
+
+    def amplifier():
+        if outlet.wait_for_consumers(30):
+            t0 = pylsl.local_clock()
+            for a in range(0, len(uv), 25):
+                outlet.push_chunk(uv[a:a + 25], t0 + (a + 24) / SF, True)
+
+    threading.Thread(target=amplifier, daemon=True).start()
+    out = tmp_path / "decisions.jsonl"
+    model = str(stream_setup.model_dir)
+    code = main(["run", "--from", f"lsl:{name}", "--units", "microvolts", "--model", model,
+                 "--to", f"jsonl:{out}", "--trigger", "hop", "--no-view", "--resolve-timeout", "20",
+                 "--duration", "60", "--max-decisions", "20"])
+    assert code == 0
+    decisions = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(decisions) >= 20 and {d["label"] for d in decisions} <= {"left", "right", "feet", "tongue"}
+    assert main(["run", "--from", f"lsl:{name}", "--units", "parsecs", "--model", model, "--no-view",
+                 "--duration", "1"]) == 2

@@ -18,7 +18,8 @@ __all__ = ["CORRUPT", "Intake", "MAX_MARKER_KEYS", "UNIT_FIX"]
 
 #: How a user declares the unit of a stream (named in the refusal of an implausible one).
 UNIT_FIX = ("LSL: channel <unit> metadata in the outlet's desc; Kafka: a 'units' message header; "
-            "or the profile's units key, e.g. --set units=microvolts")
+            "or for streams that declare none: bcistream run --units microvolts, or the profile's "
+            "units key")
 
 #: Distinct unmapped marker values counted one by one (more are counted under ``"<other>"``).
 MAX_MARKER_KEYS = 256
