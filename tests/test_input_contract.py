@@ -304,3 +304,14 @@ def test_parity_with_random_chunking_jitter_and_bursts(pipe, rec, sizes, seed, b
     hop_ends = [d.window_end for d in decisions if d.trigger == "hop"]
     assert hop_ends == [int(np.floor(k * 62.5 + 0.5)) for k in range(12, 100)
                         if int(np.floor(k * 62.5 + 0.5)) <= rec.n_samples]
+
+
+def test_a_new_session_that_carries_on_the_sequence_is_the_same_segment(pipe, rec):
+    """A bridge that persisted its counter resumes (even overlapping) on the same clock: no restart."""
+    chunks = chunks_of(rec, session="a")
+    half = len(chunks) // 2
+    resumed = [Chunk(c.stream_id, c.data, c.timestamps, c.seq, 0.0, "b") for c in chunks[half - 2:]]
+    engine = Engine(pipe, "1")
+    got = run(engine, chunks[:half] + resumed, cue_markers(rec))
+    assert cue_view(got) == cue_view(run(Engine(pipe, "1"), chunks, cue_markers(rec)))
+    assert engine.stats()["restarts"] == 0 and engine.stats()["duplicate_samples"] == 50

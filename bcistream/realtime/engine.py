@@ -36,11 +36,8 @@ from bcistream.realtime.triggers import cue_windows, first_hop, hop_end
 
 __all__ = ["Engine", "EngineConfig"]
 
-
-
 #: Longer chunks are split into pieces of at most this many samples (bounded work per group).
 MAX_PIECE = 256
-
 
 UnknownVersionHook = Callable[[str | None], "tuple[Pipeline, str] | None"]
 

@@ -162,7 +162,13 @@ class StreamTracker:
             return Placement(0, 0 if ch.seq is None else int(ch.seq), 0)
         last = st.last_ts if st.last_ts is not None and st.last_ts == st.last_ts else None
         if ch.session is not None and ch.session != st.session:
-            return self._restart(st, ch, t0, last, f"new source session {ch.session!r}")
+            s = None if ch.seq is None else int(ch.seq) - st.shift
+            if s is None or not self.continues(st.index, last, s, t0):
+                return self._restart(st, ch, t0, last, f"new source session {ch.session!r}")
+            # A new producer run that carries on the stream's sequence and clock: same segment.
+            if st.session is not None:
+                st.past_shifts[st.session] = st.shift
+            st.session = ch.session
         if ch.seq is not None:
             s = int(ch.seq) - st.shift
             verdict = self.seq_verdict(st.index, last, s, t0)
@@ -223,6 +229,19 @@ class StreamTracker:
         elif ahead > self.max_gap:
             return "outlier"
         return "gap"
+
+    def continues(self, expected: int, last_ts: float | None, seq: int, t0: float | None) -> bool:
+        """Whether a chunk of a NEW session carries on the stream (its sequence and clock line up).
+
+        A producer that persisted its counter resumes at (or overlapping, or after a gap from) the
+        next expected sample with timestamps on the same line: the same segment. Anything else —
+        its sequence from 0, another clock — is a restart. Without timestamps only an exact
+        continuation counts.
+        """
+        if t0 is None or last_ts is None:
+            return seq == expected
+        want = last_ts + (seq - (expected - 1)) / self.sfreq
+        return abs(t0 - want) <= self.tol_s
 
     def _restart(self, st: StreamState, ch: Chunk, t0: float | None, last: float | None, why: str
                  ) -> Placement:

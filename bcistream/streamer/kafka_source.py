@@ -329,12 +329,13 @@ class KafkaSource:
         expected = self._next_seq.get(sid)
         if expected is None:
             return "first"
-        old = self._session.get(sid)
-        if wc.session is not None and old is not None and wc.session != old:
-            return "restart"
         rule = self._rules.get(wc.sfreq)
         if rule is None:
             rule = self._rules[wc.sfreq] = StreamTracker(wc.sfreq)
+        old = self._session.get(sid)
+        if (wc.session is not None and old is not None and wc.session != old
+                and not rule.continues(expected, self._last_ts.get(sid), wc.seq, wc.timestamp)):
+            return "restart"
         verdict = rule.seq_verdict(expected, self._last_ts.get(sid), wc.seq, wc.timestamp)
         if verdict == "outlier":
             self.stats.seq_outliers += 1
