@@ -147,6 +147,7 @@ def demo(
     write_report(report, summary, decisions, list(champion.profile.class_names), champion.profile.sfreq)
     table = Table("measure", "value", title=f"bcistream demo — report in {report}")
     table.add_row("model version", f"{name} v{summary.model_version} (champion)")
+    table.add_row("cues decided live", f"{summary.cues_decided} of {summary.cues_expected}")
     table.add_row("online accuracy (cue-locked, live)", f"{summary.online_accuracy:.4f}")
     table.add_row("offline accuracy (same trials)", f"{summary.offline_accuracy:.4f}")
     table.add_row("online = offline labels", f"{summary.agreement:.1%} of {summary.cue_trials} trials")
@@ -155,9 +156,15 @@ def demo(
     table.add_row("decisions per second", f"{summary.decisions_per_s:.1f} ({summary.decisions} in all)")
     console.print(table)
     # Plain lines too, for logs and for the fresh-machine check.
-    console.print(f"online accuracy {summary.online_accuracy:.4f}; offline accuracy "
+    console.print(f"cues decided {summary.cues_decided}/{summary.cues_expected}; "
+                  f"online accuracy {summary.online_accuracy:.4f}; offline accuracy "
                   f"{summary.offline_accuracy:.4f}; latency p99 {summary.latency_p99_ms:.2f} ms; "
                   f"model version {summary.model_version}", soft_wrap=True)
+    if summary.cues_decided < summary.cues_expected:
+        raise BcistreamError(
+            f"only {summary.cues_decided} of {summary.cues_expected} cues of {files['E'].name} were "
+            f"decided live: {summary.cues_expected - summary.cues_decided} cue(s) lost; see the run's "
+            f"events above and {report}")
     if summary.misaligned_cues or summary.agreement < 1.0:
         raise BcistreamError(
             f"online and offline decisions disagree ({summary.agreement:.1%} agreement, "
