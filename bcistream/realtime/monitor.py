@@ -108,7 +108,8 @@ class RunMonitor:
                 events.extend(queue.drain())
         stats = engine.stats() if hasattr(engine, "stats") else {}
         self.coverage.cues_decided = int(stats.get("cue_decisions", self.coverage.cues_decided))
-        self.coverage.cues_ignored = int(stats.get("markers_unmapped", 0)) + int(stats.get("markers_rejected", 0))
+        self.coverage.cues_ignored = (int(stats.get("markers_unmapped", 0))
+                                      + int(stats.get("markers_rejected", 0)))
         self.coverage.samples_decoded = int(stats.get("samples_in", self.coverage.samples_decoded))
         if events:
             self.record(events)
