@@ -315,3 +315,17 @@ def test_a_new_session_that_carries_on_the_sequence_is_the_same_segment(pipe, re
     got = run(engine, chunks[:half] + resumed, cue_markers(rec))
     assert cue_view(got) == cue_view(run(Engine(pipe, "1"), chunks, cue_markers(rec)))
     assert engine.stats()["restarts"] == 0 and engine.stats()["duplicate_samples"] == 50
+
+
+def test_run_coverage_counts_only_markers_that_are_cues(pipe, rec):
+    from bcistream.realtime.monitor import RunMonitor
+
+    engine, monitor = Engine(pipe, "1"), RunMonitor()
+    markers = cue_markers(rec) + [Marker("s", "elbow", sample=5), Marker("s", 1023, sample=6)]
+    for b in [Batch([], markers)] + [Batch([c], []) for c in chunks_of(rec)]:
+        monitor.batch(b)
+        engine.process(b)
+        monitor.tick(engine)
+    cov = monitor.coverage
+    assert (cov.cues_seen, cov.cues_ignored, cov.cues_decided) == (len(rec.cues) + 2, 2, len(rec.cues))
+    assert cov.cues_undecided == 0 and f"decided cues {len(rec.cues)}/{len(rec.cues)}" in cov.line()
