@@ -232,7 +232,7 @@ def test_retrain_cli_edges(tmp_path, monkeypatch, capsys):
         parse_every("soon")
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path))
     assert main(["retrain", "--data", str(tmp_path)]) == 2
-    assert "--data and --subject go together" in capsys.readouterr().err
+    assert "--data needs --subject" in capsys.readouterr().err
     assert main(["retrain", "--holdout-fraction", "1.5"]) == 2
     assert main(["retrain", "--store", str(tmp_path / "empty")]) == 0
     assert "nothing new: 0 recorded trial(s)" in capsys.readouterr().out

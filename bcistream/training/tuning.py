@@ -8,6 +8,7 @@ logged as a nested MLflow run. W&B sweeps run the same objective when W&B is onl
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -16,14 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from bcistream.data.profiles import Profile
 from bcistream.data.recording import Recording
 from bcistream.errors import BcistreamError
 from bcistream.pipeline import epochs_from_recording, make_pipeline
 from bcistream.training.evaluation import cross_validate
 from bcistream.training.params import pipeline_params
 
-__all__ = ["SEARCH_SPACE", "TuneResult", "best_params", "cv_objective", "suggest_params", "tune_optuna",
-           "tune_wandb", "wandb_sweep_config"]
+__all__ = ["SEARCH_SPACE", "TuneResult", "best_params", "cv_objective", "default_study_name", "profile_key",
+           "suggest_params", "tune_optuna", "tune_wandb", "wandb_sweep_config"]
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +70,12 @@ def _to_pipeline(raw: dict[str, Any], n_channels: int) -> dict[str, Any]:
     return pipeline_params(params)
 
 
-def suggest_params(trial, n_channels: int) -> dict[str, Any]:
-    """Sample pipeline parameters from an Optuna trial."""
+def suggest_params(trial, n_channels: int, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Sample pipeline parameters from an Optuna trial (``fixed`` ones are set, not searched)."""
     s = SEARCH_SPACE
+    high = min(s["n_components"][1], n_channels)
     raw: dict[str, Any] = {
-        "n_components": trial.suggest_int("n_components", s["n_components"][0],
-                                          min(s["n_components"][1], n_channels)),
+        "n_components": trial.suggest_int("n_components", min(s["n_components"][0], high), high),
         "log": trial.suggest_categorical("log", list(s["log"])),
         "reg": trial.suggest_categorical("reg", list(s["reg"])),
         "C": trial.suggest_float("C", *s["C"], log=True),
@@ -83,7 +85,9 @@ def suggest_params(trial, n_channels: int) -> dict[str, Any]:
     }
     if raw["kernel"] == "rbf":
         raw["gamma"] = trial.suggest_float("gamma", *s["gamma"], log=True)
-    return _to_pipeline(raw, n_channels)
+    params = _to_pipeline(raw, n_channels)
+    params.update(fixed or {})
+    return params
 
 
 def cv_objective(train: Recording, params: dict[str, Any], folds: int = 5) -> tuple[float, float]:
@@ -96,12 +100,43 @@ def cv_objective(train: Recording, params: dict[str, Any], folds: int = 5) -> tu
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def best_params(study: str, storage: str) -> dict[str, Any]:
-    """The pipeline parameters of a study's best trial (for ``train --from-study``)."""
+#: Study attributes that key a study to one profile and one data fingerprint.
+PROFILE_ATTR, DATA_ATTR = "bcistream.profile", "bcistream.data_sha256"
+
+
+def profile_key(profile: Profile) -> str:
+    """A short digest of everything a profile decides (channels, rate, band, window, classes …)."""
+    text = json.dumps(profile.to_dict(), sort_keys=True)
+    return f"{profile.name}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def default_study_name(label: str, profile: Profile, data_digest: str) -> str:
+    """``tune-LABEL-PROFILE-DATA8``: another profile or other data makes another study."""
+    return f"tune-{label}-{profile.name}-{data_digest[:8]}"
+
+
+def _check_key(st, study: str, profile: Profile | None, data_digest: str | None) -> None:
+    attrs = st.user_attrs
+    if profile is not None and attrs.get(PROFILE_ATTR) not in (None, profile_key(profile)):
+        raise BcistreamError(
+            f"study '{study}' belongs to profile {attrs[PROFILE_ATTR].split(':')[0]!r} "
+            f"({attrs[PROFILE_ATTR]}), not {profile_key(profile)}; use another --study")
+    if data_digest is not None and attrs.get(DATA_ATTR) not in (None, data_digest):
+        raise BcistreamError(
+            f"study '{study}' was tuned on other data (sha256 {attrs[DATA_ATTR][:12]}…, this data "
+            f"{data_digest[:12]}…); its trials are not comparable: use another --study")
+
+
+def best_params(study: str, storage: str, profile: Profile | None = None) -> dict[str, Any]:
+    """The pipeline parameters of a study's best trial (for ``train --from-study``).
+
+    With ``profile``, a study of another profile is refused (its parameters may not fit).
+    """
     import optuna
 
     try:
         st = optuna.load_study(study_name=study, storage=storage)
+        _check_key(st, study, profile, None)
         best = st.best_trial
     except KeyError:
         raise BcistreamError(f"no study '{study}' in {storage}") from None
@@ -125,6 +160,8 @@ def tune_optuna(
     seed: int | None = None,
     progress: Callable[[str], None] | None = None,
     artifacts: str | None = None,
+    fixed: dict[str, Any] | None = None,
+    data_digest: str | None = None,
 ) -> TuneResult:
     """Run ``n_trials`` more trials of an Optuna study (created or resumed) on session T.
 
@@ -146,6 +183,11 @@ def tune_optuna(
         Called after each trial.
     artifacts : str, optional
         Artifact root if the tuning experiment is created (default beside a sqlite registry).
+    fixed : dict, optional
+        Parameters set by the user (``--set``): every trial uses them, none searches them.
+    data_digest : str, optional
+        Fingerprint of ``train``'s files; with the profile it keys the study: a study made for
+        another profile or other data refuses the trials (`BcistreamError`).
     """
     import optuna
 
@@ -156,6 +198,10 @@ def tune_optuna(
                                  load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed))
     except Exception as exc:  # noqa: BLE001  (bad URL, unreachable database)
         raise BcistreamError(f"cannot open Optuna storage {storage}: {exc}") from None
+    _check_key(st, study, train.profile, data_digest)
+    st.set_user_attr(PROFILE_ATTR, profile_key(train.profile))
+    if data_digest is not None:
+        st.set_user_attr(DATA_ATTR, data_digest)
     before = len(st.trials)
     n_ch = train.profile.n_channels
     mlflow = None
@@ -172,7 +218,7 @@ def tune_optuna(
                 run_name=f"tune-{study}", tags={"optuna.study": study, "optuna.storage": storage}))
 
         def objective(trial) -> float:
-            params = suggest_params(trial, n_ch)
+            params = suggest_params(trial, n_ch, fixed)
             trial.set_user_attr("pipeline_params", json.dumps(params))
             mean, std = cv_objective(train, params, folds)
             trial.set_user_attr("cv_std", std)
