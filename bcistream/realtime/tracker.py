@@ -106,18 +106,23 @@ class StreamTracker:
         Samples (seconds) of each stream whose unit is undeclared that are checked for
         plausibility as volts (`bcistream.data.contract.check_plausible_volts`); 0 turns it off.
         Less than a window, so no decision is ever made on unchecked data.
+    cue_margin : int
+        A marker placed by timestamp is resolved once this many samples after it have arrived, so
+        the de-jitter line is fitted on both sides of it (interpolated, not extrapolated from a
+        burst at the edge). Less than the cue's window, so it costs no latency.
     report : callable, optional
         Receives findings (``kind, stream, size, reason, detail``).
     """
 
     def __init__(self, sfreq: float, *, gap_tolerance_s: float = 0.1, max_gap_s: float = 3600.0,
-                 dejitter_span_s: float = 10.0, unit_check_s: float = 1.0,
+                 dejitter_span_s: float = 10.0, unit_check_s: float = 1.0, cue_margin: int = 0,
                  report: Report | None = None) -> None:
         self.sfreq = float(sfreq)
         self.tol_s = float(gap_tolerance_s)
         self.max_gap = int(round(max_gap_s * sfreq))
         self.span = max(2, int(round(dejitter_span_s * sfreq)))
         self.unit_samples = int(round(unit_check_s * sfreq))
+        self.cue_margin = int(cue_margin)
         self._report = report
 
     @classmethod
@@ -125,7 +130,7 @@ class StreamTracker:
                     ) -> StreamTracker:
         """The tracker of an engine with ``config`` (the recorder uses the same, quiet)."""
         return cls(sfreq, gap_tolerance_s=config.gap_tolerance_s, max_gap_s=config.max_gap_s,
-                   unit_check_s=config.unit_check_s,
+                   unit_check_s=config.unit_check_s, cue_margin=window // 2,
                    dejitter_span_s=(window + round(config.swap_preroll_s * sfreq)) / sfreq, report=report)
 
     def report(self, kind: str, st: StreamState, size: int = 0, reason: str = "", detail: str = "") -> None:
@@ -290,17 +295,18 @@ class StreamTracker:
         st.fit = dejitter_fit(idx, ts)
 
     def sample_of(self, st: StreamState, t: float) -> int | None:
-        """Index of the sample at source time ``t`` on the de-jittered line (``None`` until it arrived).
+        """Index of the sample at source time ``t`` on the de-jittered line.
 
-        Needs a fit (`refit`); a time older than what was kept maps before it (the cue will be
-        reported as too late by the caller).
+        ``None`` until that sample and ``cue_margin`` samples after it have arrived. Needs a fit
+        (`refit`); a time older than what was kept maps before it (the cue will be reported as too
+        late by the caller).
         """
         fit = st.fit
         if st.fresh or fit is None or not math.isfinite(t):
             return None
         i0, f0, slope = fit
         pos = (t - f0) / slope + i0
-        if pos > st.index - 0.5:
+        if pos > st.index - 0.5 - self.cue_margin:
             return None
         return int(math.floor(pos + 0.5))
 
