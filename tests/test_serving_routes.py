@@ -149,3 +149,20 @@ def test_json_peak_memory_is_bounded_per_body_byte(runtime, trials):
     tracemalloc.stop()
     assert status == 200
     assert peak < 8 * len(body), (peak, len(body))
+
+
+def test_npy_body_is_read_in_place_and_peak_memory_is_bounded(runtime, trials):
+    from bcistream.serving.compute import read_npy_buffer
+
+    buf = io.BytesIO()
+    np.save(buf, np.repeat(trials, 16, axis=0).astype(np.float32))  # 64 trials, ~5.6 MB
+    body = bytearray(buf.getvalue())
+    arr = read_npy_buffer(body)
+    assert np.shares_memory(arr, np.frombuffer(body, dtype=np.uint8))  # a view, not a copy
+    tracemalloc.start()
+    status, out = Route(classify_raw_npy, "application/octet-stream", 1 << 30)(runtime, body, {})
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert status == 200 and len(out["labels"]) == 64
+    # float64 copy (2x a float32 body) + the filter's output (2x) + small change
+    assert peak < 6 * len(body), (peak, len(body))

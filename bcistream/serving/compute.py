@@ -7,6 +7,7 @@ translates these into responses, so the rules are tested without a server.
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import warnings
@@ -33,6 +34,7 @@ __all__ = [
     "classify_recording",
     "classify_trials",
     "read_npy",
+    "read_npy_buffer",
     "recording_suffix",
 ]
 
@@ -197,7 +199,7 @@ def check_trials(trials: Any, profile: Profile, sfreq: Any = None, units: str | 
 _NPY_KINDS = "fiu"
 
 
-def read_npy(fileobj: BinaryIO, size: int | None = None) -> np.ndarray:
+def read_npy(fileobj: BinaryIO, size: int | None = None, header_only: bool = False) -> Any:
     """Read one numeric array in .npy format; never unpickles, never trusts the header's size.
 
     Parameters
@@ -208,6 +210,8 @@ def read_npy(fileobj: BinaryIO, size: int | None = None) -> np.ndarray:
         Bytes available from the start (default: measured by seeking). The header's shape and
         dtype must account for exactly the bytes that follow it; a header claiming more is
         refused before anything is allocated.
+    header_only : bool
+        Return ``(shape, fortran_order, dtype, data_offset)`` after the checks, reading no data.
 
     Raises
     ------
@@ -242,8 +246,25 @@ def read_npy(fileobj: BinaryIO, size: int | None = None) -> np.ndarray:
     if need != have:
         raise RequestError(f"trials .npy header claims shape {tuple(shape)} of {dtype} ({need} bytes) "
                            f"but {have} bytes of data follow")
+    if header_only:
+        return tuple(int(d) for d in shape), bool(fortran), dtype, size - have
     data = fileobj.read(need)
     arr = np.frombuffer(data, dtype=dtype, count=count)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+#: Longest .npy header read (numpy writes 64-byte-aligned headers; a few KB at most in practice).
+MAX_NPY_HEADER = 1 << 16
+
+
+def read_npy_buffer(buf: bytes | memoryview) -> np.ndarray:
+    """`read_npy` over bytes in memory, without copying the data (a read-only view of ``buf``)."""
+    view = memoryview(buf)
+    head = io.BytesIO(view[:MAX_NPY_HEADER + 12].tobytes())
+    arr_header = read_npy(head, len(view), header_only=True)
+    shape, fortran, dtype, offset = arr_header
+    count = math.prod(int(d) for d in shape)
+    arr = np.frombuffer(view, dtype=dtype, count=count, offset=offset)
     return arr.reshape(shape, order="F" if fortran else "C")
 
 

@@ -132,7 +132,7 @@ _HEADER_LINE = re.compile(rb"^[!#-'*+.0-9A-Z^-z|~-]+:")
 
 
 def parse_form(body: bytes, content_type: bytes,
-               file_fields: frozenset[str]) -> tuple[str | None, dict[str, tuple[str, bytes]]]:
+               file_fields: frozenset[str]) -> tuple[str | None, dict[str, tuple[str, memoryview]]]:
     """Check a multipart body and split it: ``(problem or None, {field: (file name, bytes)})``.
 
     Refused: a part that is not one of ``file_fields``, one without a file name, a part header
@@ -143,7 +143,8 @@ def parse_form(body: bytes, content_type: bytes,
         return "multipart/form-data without a boundary", {}
     delim = b"--" + m.group(1)
     pos = body.find(delim)
-    parts: dict[str, tuple[str, bytes]] = {}
+    parts: dict[str, tuple[str, memoryview]] = {}
+    whole = memoryview(body)  # parts are views: an upload is never copied
     while pos >= 0:
         pos += len(delim)
         if body[pos:pos + 2] == b"--":
@@ -166,7 +167,7 @@ def parse_form(body: bytes, content_type: bytes,
         if nxt < 0:
             return "malformed multipart body (no closing boundary)", {}
         fname = re.search(rb'filename="([^"]*)"', head)
-        parts[field] = (fname.group(1).decode("utf-8", "replace") if fname else "", body[head_end + 4:nxt])
+        parts[field] = (fname.group(1).decode("utf-8", "replace") if fname else "", whole[head_end + 4:nxt])
         pos = nxt + 2
     if not parts:
         return f"no file uploaded; expected {', '.join(sorted(file_fields))}", {}
@@ -285,9 +286,11 @@ class Guard:
 
     async def _forward_form(self, scope, receive, send, path: str, headers: dict[bytes, bytes]) -> None:
         """Read the whole (size-limited) form, check its parts, then hand the same bytes to the app."""
-        body = await self._read_body(receive, send, path, self.max_body)
-        if body is None:
+        raw = await self._read_body(receive, send, path, self.max_body)
+        if raw is None:
             return
+        body = bytes(raw)
+        del raw
         problem = check_form(body, headers.get(b"content-type", b""), self.file_fields[path])
         if problem is not None:
             await self._refuse(send, "POST", path, 400, f"{path}: {problem}")
@@ -316,8 +319,11 @@ class Guard:
         log.warning("%s %s -> %d: %s", method, path, status, error)
         await _send_json(send, status, {"error": error, **(extra or {})}, headers)
 
-    async def _read_body(self, receive, send, path: str, limit: int) -> bytes | None:
-        """The whole body (at most ``limit`` bytes; else a 413 is sent and None returned)."""
+    async def _read_body(self, receive, send, path: str, limit: int) -> bytearray | None:
+        """The whole body (at most ``limit`` bytes; else a 413 is sent and None returned).
+
+        Returned as the buffer it was read into (no final copy): one body in memory per request.
+        """
         buf = bytearray()
         while True:
             message = await receive()
@@ -328,7 +334,7 @@ class Guard:
                 await self._refuse(send, "POST", path, 413, self._too_large(path, limit))
                 return None
             if not message.get("more_body", False):
-                return bytes(buf)
+                return buf
 
     async def _answer(self, scope, receive, send, path: str, route: Any, headers: dict[bytes, bytes]) -> None:
         """Answer a route of ours: read the capped body, run the handler in a thread, send JSON."""

@@ -11,7 +11,6 @@ in a worker thread.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from bcistream.serving.compute import (
     check_trials,
     classify_features,
     classify_trials,
-    read_npy,
+    read_npy_buffer,
 )
 
 __all__ = ["Route", "classify_form_npy", "classify_json", "classify_raw_npy", "features_json", "parse_json",
@@ -136,12 +135,12 @@ def features_json(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answe
     return 200, out
 
 
-def classify_raw_npy(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answer:
+def classify_raw_npy(runtime: Any, body: bytes | memoryview, params: Mapping[str, str]) -> Answer:
     """``POST /raw/classify_npy``: one .npy array as the body; units from ``?units=`` / ``X-Units``."""
     model = _model(runtime)
     if model is None:
         return _NO_MODEL
-    arr = read_npy(io.BytesIO(body), len(body))
+    arr = read_npy_buffer(body)  # a view of the body: the data are not copied
     X = check_trials(arr, pipeline_profile(model.pipeline), None, units_param(params), UNITS_FIX_BINARY)
     del arr
     _observe(runtime, "/raw/classify_npy", len(X))
