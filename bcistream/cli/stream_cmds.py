@@ -90,7 +90,10 @@ def replay(
         try:
             stats = play(rec, target, speed=pace, chunk=chunk, loop=loop, stop=stop)
         finally:
-            target.close()
+            # LSL outlets stay alive until the process ends (`exit_process`): destroying them
+            # while inlets are connected can crash liblsl (sccn/liblsl#218).
+            if not isinstance(target, LslTarget):
+                target.close()
     took = time.monotonic() - t0
     err_console.print(f"sent {stats.samples} samples in {stats.chunks} chunks and {stats.cues} cues in "
                       f"{took:.2f} s ({stats.samples / rec.sfreq / max(took, 1e-9):.1f}x real time); "
