@@ -1,8 +1,9 @@
 """``bcistream demo``: synthesize (or use your 2a files) → train → promote → replay live → decode → report.
 
-Every step is the real command a user would run (``train``, ``replay``, ``run``); the demo only
-wires them together on embedded defaults (LSL on loopback, MLflow sqlite in the working folder)
-and then checks the live decisions against the offline pipeline on the same trials.
+Every step is what a user would run: ``train`` and ``replay`` as commands, the live engine through
+the Python API ``bcistream run`` is built on (`bcistream.live.LiveSystem`); the demo only wires them
+together on embedded defaults (LSL on loopback, MLflow sqlite in the working folder) and then checks
+the live decisions against the offline pipeline on the same trials.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def demo(
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report
+    from bcistream.cli.stream_cmds import live_config, run_with_view
     from bcistream.data.loader import load_recording
+    from bcistream.live import LiveSystem
     from bcistream.training.datasets import plan_data
     from bcistream.training.registry import load_model
     from bcistream.training.train import model_name_for
@@ -119,10 +122,8 @@ def demo(
     replay_log = (report / "replay.log").open("w")
     cmd = [sys.executable, "-m", "bcistream", "replay", str(replay_file), "--to", transport,
            "--name", stream, "--speed", f"{speed:g}", "--profile", profile or cfg.profile]
-    run_args = ["run", "--model", f"models:/{name}@champion", "--to", f"jsonl:{decisions_path}",
-                "--trigger", "both", "--idle-exit", "3", "--tracking-uri", uri,
-                "--duration", f"{evaluation.duration / speed + 120:.0f}"]
-    run_args += [] if view is None else (["--view"] if view else ["--no-view"])
+    live = {"model": f"models:/{name}@champion", "sinks": [f"jsonl:{decisions_path}"], "trigger": "both",
+            "idle_exit": 3.0, "tracking_uri": uri, "duration": round(evaluation.duration / speed + 120)}
     replay_proc = None
     try:
         if transport == "kafka":
@@ -131,13 +132,16 @@ def demo(
                 bootstrap = broker.bootstrap
             topic = f"demo-{stamp}"
             cmd += ["--topic", topic, "--markers-topic", f"{topic}.markers", "--bootstrap", bootstrap]
-            run_args += ["--from", f"kafka:{topic}", "--bootstrap", bootstrap, "--group",
-                         f"demo-{stamp}", "--markers-topic", f"{topic}.markers"]
+            live.update(source=f"kafka:{topic}", bootstrap=bootstrap, group=f"demo-{stamp}",
+                        markers_topic=f"{topic}.markers")
         else:
             cmd += ["--wait-consumer", "60"]
-            run_args += ["--from", f"lsl:{stream}", "--resolve-timeout", "30"]
+            live.update(source=f"lsl:{stream}", resolve_timeout=30.0)
+        # The replay stays a process of its own (liblsl outlets and inlets in one process can crash
+        # it at teardown); the engine runs here, through the same app API as `bcistream run`.
         replay_proc = subprocess.Popen(cmd, stdout=replay_log, stderr=subprocess.STDOUT)
-        _cli(run_args)
+        with LiveSystem(live_config(**live), say=console.print, settings=cfg) as system:
+            run_with_view(system, view)
         replay_proc.wait(timeout=60)
     finally:
         if replay_proc is not None and replay_proc.poll() is None:

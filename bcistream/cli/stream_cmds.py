@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -100,21 +100,56 @@ def replay(
                       f"pacing jitter p99 {stats.jitter_p99_ms():.3f} ms")
 
 
-def _triggers(trigger: str) -> tuple[str, ...]:
-    table = {"hop": ("hop",), "cue": ("cue",), "both": ("hop", "cue")}
-    if trigger not in table:
-        raise BcistreamError(f"--trigger must be hop, cue or both, got {trigger!r}")
-    return table[trigger]
+#: ``run`` option → `LiveConfig` field, where the names differ (for rephrasing library errors).
+_FLAGS = {"source": "--from", "sinks": "--to", "hop_s": "--hop", "kafka_config": "--kafka-opt"}
 
 
-def _classifier(spec: str):
-    if spec == "local":
-        return None
-    if not spec.startswith(("http://", "https://")):
-        raise BcistreamError(f"--classifier must be 'local' or an http(s) URL, got {spec!r}")
-    from bcistream.serving.client import RemoteClassifier
+def _flag(field: str) -> str:
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
 
-    return RemoteClassifier(spec)
+
+def live_config(**fields: object):
+    """A `LiveConfig` from CLI values; pydantic's errors become one line naming the option."""
+    from pydantic import ValidationError
+
+    from bcistream.live import LiveConfig
+
+    try:
+        return LiveConfig(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        flag = _flag(field)
+        if msg.startswith(field + " ") and flag == "--" + field.replace("_", "-"):
+            msg = flag + msg[len(field):]
+        elif field:
+            msg = f"{flag}: {msg}"
+        raise BcistreamError(msg) from None
+
+
+def run_with_view(system, view: bool | None) -> None:
+    """Run a `LiveSystem` to its end with the live terminal view; Ctrl-C / SIGTERM stop it cleanly."""
+    from rich.live import Live
+
+    engine = system.engine
+
+    def extra() -> dict[str, object]:
+        st = engine.stats()
+        return {"streams": st["streams"], "coverage": system.monitor.coverage.line(),
+                "events": system.monitor.events_line().removeprefix("events: ")}
+
+    show = err_console.is_terminal if view is None else view
+    display = Live(system.stats.table(engine.version, extra), console=err_console, refresh_per_second=4,
+                   transient=False) if show else None
+
+    def on_tick(_decisions) -> None:
+        if display is not None:
+            display.update(system.stats.table(engine.version, extra))
+
+    with _stop_on_signals(system.stop_event), (display if display is not None else nullcontext()):
+        summary = system.run(on_tick)
+    err_console.print(summary.line(), soft_wrap=True)
 
 
 @app.command()
@@ -162,127 +197,20 @@ def run(
                                                         "= --to lsl-labels:NAME.")] = None,
 ) -> None:
     """Decode live streams: a source, the engine, decision sinks, a live view and /metrics."""
-    from prometheus_client import CollectorRegistry, start_http_server
-    from rich.live import Live
-
-    from bcistream.cli.closed_loop import setup_closed_loop
-    from bcistream.cli.stream_view import LiveStats
-    from bcistream.realtime.engine import Engine, EngineConfig
-    from bcistream.realtime.loop import run_loop
-    from bcistream.realtime.metrics import EngineMetrics, source_metrics
-    from bcistream.realtime.monitor import RunMonitor
-    from bcistream.streamer.endpoints import (
-        SINK_KINDS,
-        OutletMeta,
-        TransportOptions,
-        open_sink,
-        open_source,
-        split_spec,
-    )
+    from bcistream.live import LiveSystem
     from bcistream.streamer.kafka_config import parse_kafka_opts
-    from bcistream.streamer.sinks import FilteredSink
-    from bcistream.training.registry import load_model
 
-    cfg = settings()
-    config = EngineConfig(hop_s=hop, triggers=_triggers(trigger))
-    # Bad --from/--to specs fail before the (slow) model load.
-    src_kind, src_value = split_spec(source, ("lsl", "kafka"))
-    to = [*(to or ["stdout"]), *([f"lsl-proba:{lsl_proba}"] if lsl_proba else []),
-          *([f"lsl-labels:{lsl_labels}"] if lsl_labels else [])]
-    for spec in to:
-        split_spec(spec, SINK_KINDS)
-    uri = tracking_uri or cfg.mlflow_uri
-    loaded = load_model(model, uri)
-    remote = _classifier(classifier)
-
-    def on_unknown_version(current: str | None):
-        # The service moved to a new champion: follow it when the registry says so.
-        if not model.startswith("models:/"):
-            return None
-        fresh = load_model(model, uri)
-        return (fresh.pipeline, fresh.version) if fresh.version == current else None
-
-    opts = TransportOptions(bootstrap=bootstrap or cfg.kafka_bootstrap, group=group,
-                            markers_topic=markers_topic, dead_letter_topic=dead_letter_topic,
-                            kafka_config=parse_kafka_opts(kafka_opt or []),
-                            resolve_timeout=resolve_timeout, skip_backlog=skip_backlog, units=units)
-    engine = Engine(loaded.pipeline, version=loaded.version, config=config, classifier=remote,
-                    on_unknown_version=on_unknown_version)
-    sinks = []
-    closed = None
-    src = None
-    try:
-        # Outlets first: a stimulus program can connect while the engine waits for the amplifier.
-        meta = OutletMeta(model=model, version=str(loaded.version), profile=loaded.profile.name,
-                          classes=tuple(str(c) for c in engine.model.classes))
-        known = src_value.split(",") if src_kind == "lsl" and "=" not in src_value else []
-        for spec in to:
-            sinks.append(open_sink(spec, opts, meta=meta, streams=known))
-        src = open_source(source, loaded.profile, opts)
-        if hasattr(src, "replayed"):
-            sinks = [FilteredSink(s, src.replayed) for s in sinks]
-        registry = CollectorRegistry()
-        metrics = EngineMetrics(registry)
-        closed = setup_closed_loop(
-            engine=engine, model=model, tracking_uri=uri, profile=loaded.profile, registry=registry,
-            record=record, record_store=record_store or cfg.store_url, record_preroll=record_preroll,
-            poll_interval=poll_interval, source_spec=source, bootstrap=opts.bootstrap,
-            kafka_config=opts.kafka_config, updates_topic=updates_topic, say=err_console.print)
-        src = closed.wrap_source(src)
-        sinks.extend(closed.sinks())
-        source_metrics(registry, src)
-        monitor = RunMonitor()
-        server = None
-        if metrics_port is not None:
-            server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
-        live = LiveStats()
-        stop = threading.Event()
-        started = time.monotonic()
-
-        def extra() -> dict[str, object]:
-            st = engine.stats()
-            return {"streams": st["streams"], "coverage": monitor.coverage.line(),
-                    "events": monitor.events_line().removeprefix("events: ")}
-
-        show = err_console.is_terminal if view is None else view
-        display = Live(live.table(engine.version, extra), console=err_console, refresh_per_second=4,
-                       transient=False) if show else None
-
-        idle = {"samples": 0, "since": time.monotonic()}
-
-        def on_tick(decisions) -> None:
-            closed.tick(engine)
-            live.add(decisions)
-            if idle_exit is not None:
-                samples = int(engine.stats()["samples_in"])
-                if samples != idle["samples"]:
-                    idle["samples"], idle["since"] = samples, time.monotonic()
-                elif samples and time.monotonic() - idle["since"] >= idle_exit:
-                    stop.set()
-            if display is not None:
-                display.update(live.table(engine.version, extra))
-            if max_decisions is not None and live.total >= max_decisions:
-                stop.set()
-            if duration is not None and time.monotonic() - started >= duration:
-                stop.set()
-
-        with _stop_on_signals(stop), (display if display is not None else nullcontext()):
-            run_loop(engine, src, sinks, stop, on_tick, metrics=metrics, monitor=monitor)
-        if server is not None:
-            server.shutdown()
-        p50, p99 = live.latency_ms()
-        acc = live.accuracy()
-        err_console.print(f"{live.total} decisions from {len(live.streams)} stream(s); latency p50 "
-                          f"{p50:.2f} ms, p99 {p99:.2f} ms; {monitor.coverage.line()}; "
-                          f"{monitor.events_line()}" + ("" if acc is None else f"; cue accuracy {acc:.1%}"),
-                          soft_wrap=True)
-    finally:
-        if closed is not None:
-            closed.close()
-        with suppress(Exception):
-            src.close()
-        for s in sinks:
-            with suppress(Exception):
-                s.close()
-        if remote is not None:
-            remote.close()
+    if trigger not in ("hop", "cue", "both"):
+        raise BcistreamError(f"--trigger must be hop, cue or both, got {trigger!r}")
+    sinks = [*(to or ["stdout"]), *([f"lsl-proba:{lsl_proba}"] if lsl_proba else []),
+             *([f"lsl-labels:{lsl_labels}"] if lsl_labels else [])]
+    config = live_config(
+        source=source, model=model, sinks=sinks, trigger=trigger, hop_s=hop, classifier=classifier,
+        metrics_port=metrics_port, metrics_host=metrics_host, bootstrap=bootstrap, group=group,
+        markers_topic=markers_topic, dead_letter_topic=dead_letter_topic,
+        kafka_config=parse_kafka_opts(kafka_opt or []), resolve_timeout=resolve_timeout,
+        skip_backlog=skip_backlog, units=units, max_decisions=max_decisions, duration=duration,
+        idle_exit=idle_exit, tracking_uri=tracking_uri, record=record, record_store=record_store,
+        record_preroll=record_preroll, poll_interval=poll_interval, updates_topic=updates_topic)
+    with LiveSystem(config, say=err_console.print, settings=settings()) as system:
+        run_with_view(system, view)

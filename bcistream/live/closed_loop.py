@@ -1,4 +1,4 @@
-"""What ``bcistream run --record / --poll-interval`` adds to the engine loop (wiring only, no logic)."""
+"""What recording (`LiveConfig.record`) and hot swaps (`LiveConfig.poll_interval`) add to the engine loop."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ def setup_closed_loop(*, engine: Any, model: str, tracking_uri: str, profile: An
                       poll_interval: float | None, source_spec: str, bootstrap: str,
                       kafka_config: dict[str, Any], updates_topic: str,
                       say: Callable[[str], None]) -> ClosedLoop:
-    """Build the recorder/writer and the model watcher asked for on the command line.
+    """Build the recorder/writer and the model watcher a live run asks for.
 
     Parameters
     ----------
     engine : Engine
         The running engine (its version is the watcher's starting point).
     model : str
-        ``--model``; hot swap needs ``models:/NAME@ALIAS``.
+        The model URI; hot swap needs ``models:/NAME@ALIAS``.
     record_store : str or None
         Store URL of recorded trials (``None``: no recording).
     poll_interval : float or None
@@ -45,12 +45,12 @@ def setup_closed_loop(*, engine: Any, model: str, tracking_uri: str, profile: An
     topic_listener = None
     if poll_interval is not None:
         if not model.startswith("models:/") or "@" not in model:
-            raise BcistreamError(f"--poll-interval needs --model models:/NAME@ALIAS, got '{model}'")
+            raise BcistreamError(f"poll_interval needs model='models:/NAME@ALIAS', got '{model}'")
         if not poll_interval > 0:
-            raise BcistreamError(f"--poll-interval must be > 0, got {poll_interval}")
+            raise BcistreamError(f"poll_interval must be > 0, got {poll_interval}")
         name, _, alias = model[len("models:/"):].strip("/").partition("@")
         if not name or not alias:
-            raise BcistreamError(f"--poll-interval needs --model models:/NAME@ALIAS, got '{model}'")
+            raise BcistreamError(f"poll_interval needs model='models:/NAME@ALIAS', got '{model}'")
 
         def load(version: str):
             got = load_model(f"models:/{name}/{version}", tracking_uri)
