@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from mne.decoding import CSP
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from bcistream.data.profiles import Profile, load_profile
 from bcistream.errors import ProfileError
+from bcistream.pipeline.csp import CSP
 from bcistream.pipeline.filter import CausalBandpass
 
 __all__ = ["DEFAULT_PARAMS", "csp_filters", "default_n_components", "make_pipeline", "pipeline_band",
-           "pipeline_profile", "power_to_features"]
+           "pipeline_profile", "power_to_features", "profile_from"]
 
 #: Defaults of `make_pipeline`, also the search space anchors of tuning.
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -38,9 +39,79 @@ def default_n_components(n_channels: int) -> int:
     return n - 1 if n > 1 and n % 2 else n
 
 
+def profile_from(
+    info: Any = None,
+    *,
+    sfreq: float | None = None,
+    ch_names: Sequence[str] | None = None,
+    classes: Sequence[str] | Mapping[str, str] | None = None,
+    base: Profile | str | None = None,
+) -> Profile:
+    """A profile for `make_pipeline` from an `mne.Info`, or from ``sfreq`` and ``ch_names``.
+
+    Parameters
+    ----------
+    info : mne.Info, optional
+        Its EEG channels (``pick_types(eeg=True)``; all channels when it has none typed EEG) and
+        ``info["sfreq"]`` become the profile's channels and rate.
+    sfreq : float, optional
+        Sampling rate in Hz (instead of ``info``).
+    ch_names : sequence of str, optional
+        Channel names in decoding order (instead of ``info``).
+    classes : sequence or mapping of str, optional
+        Class names in order (``["left", "right"]``) or marker text → class name; default: the
+        base profile's classes.
+    base : Profile or str, optional
+        Band, window, offset, classes and units come from this profile (default: those of
+        ``bci-iv-2a``, without its file quirks: reject and unknown-cue codes, missing-value marker).
+
+    Raises
+    ------
+    ProfileError
+        Neither ``info`` nor ``sfreq`` + ``ch_names``, or both; a band above Nyquist; duplicate
+        channel names.
+    """
+    import mne
+
+    if (info is None) == (sfreq is None and ch_names is None):
+        raise ProfileError("give either info (an mne.Info) or sfreq and ch_names")
+    if info is not None:
+        if not isinstance(info, mne.Info):
+            raise ProfileError(f"info must be an mne.Info, got {type(info).__name__}")
+        picks = mne.pick_types(info, eeg=True, exclude=[])
+        names = [info["ch_names"][i] for i in picks] if len(picks) else list(info["ch_names"])
+        rate = float(info["sfreq"])
+    else:
+        if sfreq is None or not ch_names:
+            raise ProfileError("sfreq and ch_names go together: give both (or info)")
+        names, rate = [str(c) for c in ch_names], float(sfreq)
+    prof = load_profile(base)
+    fields = prof.model_dump()
+    fields.update(name=f"{prof.name}-custom" if base is not None else "custom", channels=tuple(names),
+                  sfreq=rate, rename={})
+    if base is None:  # the 2a files' own quirks (reject code, missing-value marker) do not carry over
+        fields.update(reject_marker=None, unknown_cue=None, missing_value=None)
+    if classes is not None:
+        fields["classes"] = (dict(classes) if isinstance(classes, Mapping)
+                             else {str(c): str(c) for c in classes})
+        fields["markers"] = {}  # the base profile's extra marker texts name its own classes
+    high = min(fields["band"][1], 0.45 * rate)  # keep the band below Nyquist for slow rigs
+    if high != fields["band"][1]:
+        fields["band"] = (fields["band"][0], high)
+    try:
+        return Profile(**fields)
+    except ValueError as exc:
+        raise ProfileError(f"cannot make a profile from {'info' if info is not None else 'sfreq/ch_names'}: "
+                           f"{exc}") from None
+
+
 def make_pipeline(
     profile: Profile | str | None = None,
     *,
+    info: Any = None,
+    sfreq: float | None = None,
+    ch_names: Sequence[str] | None = None,
+    classes: Sequence[str] | Mapping[str, str] | None = None,
     n_components: int | None = None,
     log: bool = True,
     reg: float | str | None = None,
@@ -58,6 +129,13 @@ def make_pipeline(
     ----------
     profile : Profile, str or None
         Dataset profile (default ``bci-iv-2a``); stored in the ``filter`` step.
+    info : mne.Info, optional
+        Channels and rate from an MNE ``Info`` instead (`profile_from`; ``profile`` then gives
+        the band, window and classes).
+    sfreq, ch_names : optional
+        Rate (Hz) and channel names in decoding order, instead of ``info``.
+    classes : sequence or mapping of str, optional
+        Class names (or marker text → class) with ``info`` / ``sfreq``.
     n_components : int or None
         CSP components, ``1 <= n_components <= n_channels``; ``None`` takes
         `default_n_components` (``min(6, n_channels)``, even).
@@ -76,7 +154,8 @@ def make_pipeline(
     Returns
     -------
     sklearn.pipeline.Pipeline
-        Unfitted; steps ``filter`` (`CausalBandpass`), ``csp`` (`mne.decoding.CSP`) and ``clf``:
+        Unfitted; steps ``filter`` (`CausalBandpass`), ``csp`` (`bcistream.pipeline.csp.CSP`:
+        `mne.decoding.CSP`, fitted without its INFO log lines) and ``clf``:
         an SVC inside `CalibratedClassifierCV` (``ensemble=False``), so labels are the argmax of
         the reported probabilities (``SVC(probability=True)`` is deprecated and its labels could
         disagree with its probabilities). SVC parameters are ``clf__estimator__C`` etc.
@@ -84,9 +163,19 @@ def make_pipeline(
     Raises
     ------
     ProfileError
-        ``n_components`` outside ``1..n_channels``.
+        ``n_components`` outside ``1..n_channels``; ``info`` with ``sfreq``/``ch_names``.
+
+    Examples
+    --------
+    >>> pipe = make_pipeline(sfreq=250.0, ch_names=["C3", "Cz", "C4"], classes=["left", "right"])
+    >>> pipe = make_pipeline(info=raw.info, classes=["left", "right"])  # doctest: +SKIP
     """
-    prof = load_profile(profile)
+    if info is not None or sfreq is not None or ch_names is not None:
+        prof = profile_from(info, sfreq=sfreq, ch_names=ch_names, classes=classes, base=profile)
+    elif classes is not None:
+        raise ProfileError("classes goes with info or sfreq/ch_names; a profile carries its own classes")
+    else:
+        prof = load_profile(profile)
     if n_components is None:
         n_components = default_n_components(prof.n_channels)
     if not 1 <= int(n_components) <= prof.n_channels:

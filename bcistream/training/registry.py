@@ -54,6 +54,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 TRUSTED_TYPES: tuple[str, ...] = (
     "bcistream.pipeline.filter.CausalBandpass",
     "mne.decoding.csp.CSP",
+    "bcistream.pipeline.csp.CSP",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 )
