@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:9092"
     #: Store of recorded trials: a folder or ``gs://bucket/prefix``; default ``home/recordings``.
     store: str | None = None
+    #: Seconds a command retries a locked or busy registry database before giving up (one line, rc 2).
+    registry_wait_s: float = Field(default=30.0, ge=0)
+    #: URL of the bcistream service (``classify --url``, the default of clients).
+    service_url: str = "http://127.0.0.1:3000"
     #: MLflow artifact root of new experiments (folder or gs://bucket/prefix); default beside the sqlite db.
     mlflow_artifacts: str | None = None
 

@@ -61,11 +61,30 @@ def main(argv: list[str] | None = None) -> int:
         err.write("interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001  (last line of defence: no traceback for users)
+        if _registry_busy(exc):
+            if debug:
+                raise
+            err.write(f"error: the registry is locked or busy ({_one_line(exc)[:200]}); another process is "
+                      "writing to it — try again when it is done\n")
+            return 2
         if debug:
             raise
-        err.write(f"internal error ({type(exc).__name__}): {exc} — set BCISTREAM_DEBUG=1 for details\n")
+        err.write(f"internal error ({type(exc).__name__}): {_one_line(exc)} — set BCISTREAM_DEBUG=1 for "
+                  "details\n")
         return 1
     return int(result or 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The first line of an error's message (database drivers append SQL and links)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _registry_busy(exc: BaseException) -> bool:
+    """A locked sqlite registry or a busy database, from any MLflow/SQLAlchemy call."""
+    text = str(exc).lower()
+    return "database is locked" in text or (type(exc).__name__ == "OperationalError" and "busy" in text)
 
 
 def console_main() -> None:

@@ -49,7 +49,7 @@ LAUNCHER_PARAMS = frozenset({"on", "namespace", "dry_run", "overlay", "image", "
                              "job_name", "parallelism", "no_wait", "timeout"})
 
 k8s_app = typer.Typer(help="Run batch commands as Kubernetes Jobs built from the k8s/ manifests.",
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(k8s_app, name="k8s")
 
 

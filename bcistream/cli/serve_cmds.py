@@ -71,12 +71,39 @@ def describe_model(model_uri: str, tracking_uri: str) -> tuple[bool, str]:
     return True, f"serving {uri.name} version {version} ({follows}; registry {tracking_uri})"
 
 
+def default_champion(base: str, tracking_uri: str) -> str | None:
+    """``models:/NAME@champion`` of the one model ``base`` or ``base-LABEL`` with a champion.
+
+    Every trained model is registered as ``NAME-LABEL`` (``bcistream-A01``, ``bcistream-demo-A01``),
+    so ``models:/bcistream@champion`` rarely exists; with exactly one champion among them it is the
+    obvious default. ``None`` when there is none (``serve`` then warns and waits for one).
+
+    Raises
+    ------
+    BcistreamError
+        Several champions: the user must choose; the message lists them.
+    """
+    from bcistream.errors import BcistreamError
+    from bcistream.training.registry import client
+
+    try:
+        found = client(tracking_uri).search_registered_models(max_results=1000)
+    except Exception:  # noqa: BLE001  (unreachable registry: describe_model says so)
+        return None
+    names = sorted(m.name for m in found if (m.name == base or m.name.startswith(base + "-"))
+                   and "champion" in (m.aliases or {}))
+    if len(names) > 1:
+        raise BcistreamError(f"several champions in {tracking_uri}: {', '.join(names)}; choose one with "
+                             f"--model models:/NAME@champion")
+    return f"models:/{names[0]}@champion" if names else None
+
+
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
     model: Annotated[str | None, typer.Option(
-        help="Model URI: models:/NAME@ALIAS (followed) or models:/NAME/VERSION. "
-             "Default models:/<BCISTREAM_MODEL_NAME>@champion.")] = None,
+        help="models:/NAME@ALIAS (followed) or models:/NAME/VERSION. Default: "
+             "$BCISTREAM_MODEL_URI, else the one NAME-LABEL@champion in the registry.")] = None,
     host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes the service).")] = "127.0.0.1",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI.")] = None,
 ) -> None:
@@ -85,10 +112,13 @@ def serve(
         from bcistream.serving.holder import parse_model_uri
 
         parse_model_uri(model)  # a bad URI is a one-line error here, not a crash in the worker
-    env = serve_env(model, tracking_uri)
     from bcistream.serving.config import ServingConfig
 
-    found, line = describe_model(model or ServingConfig().resolved_model_uri(), env["BCISTREAM_TRACKING_URI"])
+    serving = ServingConfig()
+    if model is None and serving.model_uri is None:
+        model = default_champion(serving.model_name, tracking_uri or settings().mlflow_uri)
+    env = serve_env(model, tracking_uri)
+    found, line = describe_model(model or serving.resolved_model_uri(), env["BCISTREAM_TRACKING_URI"])
     console.print(line if found else f"[bold red]warning:[/bold red] {line}", highlight=False)
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", host]
     proc = subprocess.Popen(cmd, env=env)
@@ -111,7 +141,8 @@ def serve(
 @app.command()
 def classify(
     file: Annotated[Path, typer.Argument(help="A recording (GDF/EDF/BDF/FIF).")],
-    url: Annotated[str, typer.Option(help="Service URL, e.g. http://127.0.0.1:3000.")],
+    url: Annotated[str | None, typer.Option(help="Service URL (default: $BCISTREAM_SERVICE_URL, else "
+                                                 "http://127.0.0.1:3000).")] = None,
     labels: Annotated[Path | None, typer.Option(
         help="classlabel .mat file for cues of unknown class.")] = None,
     token: Annotated[str | None, typer.Option(envvar="BCISTREAM_API_TOKEN",
@@ -123,7 +154,7 @@ def classify(
 
     from bcistream.serving.client import Client
 
-    with Client(url, token=token) as client:
+    with Client(url or settings().service_url, token=token) as client:
         result = client.classify_file(file, labels=labels)
     if as_json:
         typer.echo(json.dumps({"version": result.version, "accuracy": result.accuracy, "kappa": result.kappa,

@@ -20,6 +20,15 @@ from bcistream.cli.data_options import (
     load_selected,
     option_args,
 )
+from bcistream.cli.k8s_cmds import (
+    DryRunOption,
+    ImageOption,
+    LogsOption,
+    NamespaceOption,
+    OnOption,
+    OverlayOption,
+    run_on_k8s,
+)
 from bcistream.errors import BcistreamError
 
 
@@ -64,6 +73,7 @@ def _promote_and_print(heldout, *, tracking_uri: str, name: str, margin: float, 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     data: DataOpt = None,
     train_files: TrainOpt = None,
     test_files: TestOpt = None,
@@ -81,12 +91,23 @@ def train(
     metric: MetricOpt = "accuracy",
     jobs: Annotated[int, typer.Option(min=1, help="Processes loading and fitting subjects in parallel.")] = 1,
     allow_warnings: AllowWarningsOpt = False,
+    on: OnOption = "local",
+    namespace: NamespaceOption = None,
+    dry_run: DryRunOption = False,
+    overlay: OverlayOption = "gke",
+    image: ImageOption = None,
+    logs: LogsOption = False,
 ) -> None:
     """Fit per subject (or pooled), evaluate train→test, log to MLflow/W&B, register a challenger, gate it.
 
     Every model is registered as NAME-LABEL: NAME-A01 (2a subject 1), NAME-sub-01 (BIDS),
-    NAME-S001 (explicit files S001R*.edf), NAME-pooled (--pooled).
+    NAME-S001 (explicit files S001R*.edf), NAME-pooled (--pooled). ``--on k8s`` runs it as a Job
+    from the train Job template.
     """
+    if on == "k8s":
+        raise typer.Exit(run_on_k8s("train", ctx=ctx))
+    if on != "local":
+        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
     from bcistream.training.params import parse_overrides, pipeline_params, resolve_params
     from bcistream.training.report import append_promotion
     from bcistream.training.tracking import wandb_mode
@@ -173,6 +194,7 @@ def promote(
 
 @app.command()
 def tune(
+    ctx: typer.Context,
     data: DataOpt = None,
     train_files: TrainOpt = None,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trials to add to the study.")] = 20,
@@ -187,12 +209,25 @@ def tune(
     seed: Annotated[int | None, typer.Option(help="Sampler seed.")] = None,
     track: Annotated[bool, typer.Option(help="Log each trial as a nested MLflow run.")] = True,
     allow_warnings: AllowWarningsOpt = False,
+    on: OnOption = "local",
+    namespace: NamespaceOption = None,
+    dry_run: DryRunOption = False,
+    overlay: OverlayOption = "gke",
+    image: ImageOption = None,
+    logs: LogsOption = False,
+    parallelism: Annotated[int | None, typer.Option(min=1, help="With --on k8s: parallel workers "
+                                                               "sharing the study.")] = None,
 ) -> None:
     """Search CSP/SVM/band parameters by CV on the training data only; resumable; best -> train --from-study.
 
     ``--set`` fixes parameters (they are not searched). A study belongs to one profile and one data
-    fingerprint: adding trials from other data or another profile is refused.
+    fingerprint: adding trials from other data or another profile is refused. ``--on k8s`` runs it
+    as an Indexed Job whose workers share one study.
     """
+    if on == "k8s":
+        raise typer.Exit(run_on_k8s("tune", ctx=ctx))
+    if on != "local":
+        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
     import optuna
 
     from bcistream.training.datasets import fingerprint_digest

@@ -15,7 +15,9 @@ class ServingConfig(BaseSettings):
     ----------
     model_uri : str or None
         ``models:/NAME@ALIAS`` (followed) or ``models:/NAME/VERSION``; default
-        ``models:/<model_name>@champion``.
+        ``models:/<model_name>@champion``. Trained models are registered as ``NAME-LABEL``
+        (``bcistream-A01``), so set this (``BCISTREAM_MODEL_URI``) when the service runs without
+        ``bcistream serve`` (which picks the one ``NAME-LABEL`` champion when there is one).
     tracking_uri : str or None
         MLflow tracking/registry URI (default: the sqlite file of `bcistream.settings.Settings`).
     poll_s : float

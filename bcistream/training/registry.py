@@ -33,13 +33,16 @@ __all__ = [
     "TRUSTED_TYPES",
     "LoadedModel",
     "ModelError",
+    "RegistryBusyError",
     "alias_version",
     "client",
     "load_model",
     "log_pipeline",
     "model_versions",
     "register_model",
+    "registered_names",
     "set_alias",
+    "set_registry_wait",
     "tracking",
 ]
 
@@ -119,11 +122,74 @@ def tracking(tracking_uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = env_before
 
 
-def client(tracking_uri: str):
-    """An `mlflow.MlflowClient` on ``tracking_uri`` (also the registry)."""
+#: Seconds `client` keeps retrying a locked or busy registry (`set_registry_wait`); ``None``: the
+#: settings' ``registry_wait_s`` (``BCISTREAM_REGISTRY_WAIT_S``, 30 s).
+_REGISTRY_WAIT_S: float | None = None
+
+
+class RegistryBusyError(ModelError):
+    """The registry's database stayed locked (sqlite ``database is locked``) or unreachable."""
+
+
+def set_registry_wait(seconds: float) -> None:
+    """How long `client` retries a locked or busy registry before `RegistryBusyError` (>= 0)."""
+    global _REGISTRY_WAIT_S
+    if not seconds >= 0:
+        raise ValueError(f"seconds must be >= 0, got {seconds}")
+    _REGISTRY_WAIT_S = float(seconds)
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """A locked sqlite file or a database that refused the connection (worth a retry)."""
+    text = str(exc).lower()
+    if "database is locked" in text or "database is busy" in text:
+        return True
+    return type(exc).__name__ == "OperationalError" and any(
+        key in text for key in ("locked", "busy", "could not connect", "connection refused", "timeout",
+                                "timed out"))
+
+
+def client(tracking_uri: str, *, wait_s: float | None = None):
+    """An `mlflow.MlflowClient` on ``tracking_uri`` (also the registry).
+
+    Opening the client reads the database schema; while another process holds the sqlite file's
+    write lock that fails with ``database is locked`` (after sqlite's own ~5 s busy wait). It is
+    retried with backoff for ``wait_s`` seconds (default: `set_registry_wait`, else the settings'
+    ``registry_wait_s``, 30 s).
+
+    Raises
+    ------
+    RegistryBusyError
+        The registry stayed locked or unreachable for ``wait_s`` seconds.
+    """
+    import time
+
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if wait_s is not None:
+        budget = wait_s
+    elif _REGISTRY_WAIT_S is not None:
+        budget = _REGISTRY_WAIT_S
+    else:
+        from bcistream.settings import Settings
+
+        budget = Settings().registry_wait_s
+    deadline = time.monotonic() + budget
+    pause = 0.2
+    while True:
+        try:
+            return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        except Exception as exc:
+            if not is_busy_error(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise RegistryBusyError(
+                    f"the registry {tracking_uri} stayed locked or busy for {budget:g} s ({first[:160]}); "
+                    "another process is writing to it — try again when it is done") from None
+            log.warning("registry %s is busy (%s); retrying", tracking_uri, type(exc).__name__)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def _requirements() -> list[str]:
@@ -278,6 +344,27 @@ def model_versions(tracking_uri: str, name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def registered_names(tracking_uri: str) -> list[str]:
+    """Names of every registered model with its aliases, ``["bcistream-A01 (champion, challenger)", ...]``.
+
+    Used by error messages; an unreadable registry gives an empty list.
+    """
+    try:
+        found = client(tracking_uri, wait_s=0).search_registered_models(max_results=1000)
+    except Exception:  # noqa: BLE001  (an error message must not fail itself)
+        return []
+    out = []
+    for m in sorted(found, key=lambda m: m.name):
+        aliases = sorted((m.aliases or {}).keys())
+        out.append(m.name + (f" ({', '.join(aliases)})" if aliases else ""))
+    return out
+
+
+def _names_hint(tracking_uri: str) -> str:
+    names = registered_names(tracking_uri)
+    return f"registered models: {'; '.join(names[:20])}" if names else "the registry holds no models"
+
+
 def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
     # models:/name@alias -> (name, None, alias); models:/name/3 -> (name, "3", None)
     rest = uri[len("models:/"):].strip("/")
@@ -359,7 +446,8 @@ def load_model(model_uri: str, tracking_uri: str) -> LoadedModel:
         mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, version)
     except MlflowException:
         what = f"alias '{alias}'" if alias else f"version {version}"
-        raise ModelError(f"{model_uri}: model '{name}' has no {what} in {tracking_uri}") from None
+        raise ModelError(f"{model_uri}: model '{name}' has no {what} in {tracking_uri} "
+                         f"({_names_hint(tracking_uri)})") from None
     run_id = mv.run_id or (mv.tags or {}).get("run_id")
     tmp = Path(tempfile.mkdtemp(prefix="bcistream-model-"))
     try:
