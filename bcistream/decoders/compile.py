@@ -79,7 +79,7 @@ def compile_streaming(pipeline: Pipeline) -> StreamingDecoder:
     try:
         return _compile(pipeline, name)
     except (AttributeError, KeyError, TypeError, IndexError) as exc:
-        raise ProfileError(f"{name} pipeline is not fitted ({type(exc).__name__}: {exc})") from exc
+        raise ProfileError(f"not a fitted {name} pipeline ({type(exc).__name__}: {exc})") from exc
 
 
 def _compile(pipeline: Pipeline, name: str) -> StreamingDecoder:
