@@ -28,7 +28,8 @@ from tests.realtime_data import (
 
 NAMES = sorted(DECODERS)
 #: Variants beyond the defaults whose streaming state differs (Ledoit-Wolf needs 4th moments).
-VARIANTS = [(n, {}) for n in NAMES] + [("ts-lr", {"estimator": "lwf"}), ("fbcsp", {"select_k": 8, "clf": "lda"})]
+VARIANTS = [(n, {}) for n in NAMES] + [("ts-lr", {"estimator": "lwf"}),
+                                        ("fbcsp", {"select_k": 8, "clf": "lda"})]
 IDS = [n + "".join(f"-{v}" for v in p.values()) for n, p in VARIANTS]
 
 _CACHE: dict = {}
@@ -137,8 +138,8 @@ def test_numpy_final_step_equals_the_estimator(name, params, recordings):
     want = pipe[1:].predict_proba(X)
     np.testing.assert_allclose(dec.predict_proba(F), want, rtol=0, atol=1e-12)
     # Far from the training data too (probabilities near 0 / 1, large decision values).
-    far = F * 3.0 if dec.name != "mdm" else F * 3.0
-    ref_in = far if not hasattr(dec, "unpack") or getattr(dec, "tangent", True) else dec.unpack(far)
+    far = F * 3.0
+    ref_in = dec.unpack(far) if dec.name == "mdm" else far
     np.testing.assert_allclose(dec.predict_proba(far), pipe[-1].predict_proba(ref_in), rtol=0, atol=1e-12)
 
 

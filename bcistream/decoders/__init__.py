@@ -4,7 +4,7 @@
 ``compile_streaming(fitted)`` derives the `StreamingDecoder` the engine runs. See docs/decoders.md.
 """
 
-from bcistream.decoders.compile import compile_streaming, decoder_name
+from bcistream.decoders.compile import compile_streaming, decoder_name, spatial_patterns
 from bcistream.decoders.final import FinalStep, compile_final
 from bcistream.decoders.registry import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, make_decoder
 from bcistream.decoders.streaming import CovStreaming, CSPStreaming, StreamingDecoder
@@ -22,4 +22,5 @@ __all__ = [
     "decoder_name",
     "decoder_spec",
     "make_decoder",
+    "spatial_patterns",
 ]

@@ -17,7 +17,7 @@ from bcistream.errors import ProfileError
 from bcistream.pipeline.filter import CausalBandpass
 from bcistream.pipeline.filterbank import CausalFilterBank
 
-__all__ = ["compile_streaming", "decoder_name"]
+__all__ = ["compile_streaming", "decoder_name", "spatial_patterns"]
 
 
 def _clf_kind(clf: object) -> str:
@@ -48,7 +48,8 @@ def decoder_name(pipeline: Pipeline) -> str:
             return "mdm"
         if len(steps) == 4 and kinds[2] == "TangentSpace":
             return f"ts-{_clf_kind(steps[3])}"
-    raise ProfileError(f"not a pipeline of a known decoder (steps: {' -> '.join(kinds) or type(pipeline).__name__})")
+    shown = " -> ".join(kinds) or type(pipeline).__name__
+    raise ProfileError(f"not a pipeline of a known decoder (steps: {shown})")
 
 
 def _fitted_filter(step: CausalBandpass | CausalFilterBank) -> CausalBandpass | CausalFilterBank:
@@ -128,3 +129,15 @@ def _compile(pipeline: Pipeline, name: str) -> StreamingDecoder:
         raise ProfileError("tangent space must use metric='riemann' and tsupdate=False to stream")
     return CovStreaming(pipeline, profile, name, FilterBankBlocks([filt.sos_], C), est, steps[3],
                         np.asarray(ts.reference_), None)
+
+
+def spatial_patterns(pipeline: Pipeline) -> np.ndarray | None:
+    """CSP patterns (n_components, n_channels) of a single-band CSP decoder, else ``None``.
+
+    For plots: the scalp maps of what the spatial filters pick up. Riemannian and filter-bank
+    decoders have no single set of patterns.
+    """
+    step = pipeline[1] if isinstance(pipeline, Pipeline) and len(pipeline) > 1 else None
+    if isinstance(step, CSP) and hasattr(step, "patterns_"):
+        return np.asarray(step.patterns_)[: int(step.n_components)]
+    return None

@@ -39,7 +39,10 @@ def _two_columns(p1: np.ndarray) -> np.ndarray:
 
 
 def _ovr(dec: np.ndarray, n_classes: int) -> np.ndarray:
-    """SVC's one-vs-rest decision from one-vs-one values (``sklearn.utils.multiclass._ovr_decision_function``)."""
+    """SVC's one-vs-rest decision from one-vs-one values.
+
+    As ``sklearn.utils.multiclass._ovr_decision_function(dec < 0, -dec, n_classes)``.
+    """
     votes = np.zeros((dec.shape[0], n_classes))
     conf = np.zeros((dec.shape[0], n_classes))
     k = 0

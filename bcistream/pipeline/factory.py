@@ -101,8 +101,8 @@ def make_pipeline(
 
 
 def pipeline_profile(pipe: Pipeline) -> Profile:
-    """The dataset profile a pipeline carries."""
-    return pipe.named_steps["filter"].get_profile()
+    """The dataset profile a pipeline carries (in its first step, the causal filter)."""
+    return pipe[0].get_profile()
 
 
 def csp_filters(pipe: Pipeline) -> np.ndarray:

@@ -63,7 +63,8 @@ class Engine:
         self.config = config or EngineConfig()
         self.model: Model = load_model(pipeline, version)
         self._own_classifier = classifier is None
-        self.classifier: Classifier = classifier or InProcessClassifier(self.model.decoder, self.model.version)
+        self.classifier: Classifier = classifier or InProcessClassifier(self.model.decoder,
+                                                                        self.model.version)
         self.on_unknown_version = on_unknown_version
         prof = self.model.profile
         self.sfreq, self.window = prof.sfreq, prof.window_samples

@@ -1,9 +1,10 @@
 """Per-stream state, kept in arrays shared by all streams so the engine can work on many at once.
 
 For each stream: the causal filter state of the decoder's signals (CSP projections, or channels),
-a ring of running sums of their per-sample moments (a window's mean = difference of two entries), a ring of source timestamps, the bookkeeping
-of sample indices, and the recent raw samples (to rebuild the state after a model swap) as views
-of the engine's own stacked group arrays, so keeping them costs no copy.
+a ring of running sums of their per-sample moments (a window's mean = difference of two entries),
+a ring of source timestamps, the bookkeeping of sample indices, and the recent raw samples (to
+rebuild the state after a model swap) as views of the engine's own stacked group arrays, so keeping
+them costs no copy.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ translates these into responses, so the rules are tested without a server.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from bcistream.data.loader import RECORDING_SUFFIXES, load_recording
 from bcistream.data.profiles import Profile
+from bcistream.decoders import StreamingDecoder, compile_streaming
 from bcistream.errors import BcistreamError
 from bcistream.pipeline import decode_filtered, epochs_from_recording, pipeline_profile
 
@@ -122,8 +124,20 @@ def check_features(features: Any, n_features: int) -> np.ndarray:
     return F
 
 
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def decoder_of(pipe: Pipeline) -> StreamingDecoder:
+    """The streaming twin of a held model, compiled once per pipeline object (its final step,
+    feature count and classes serve ``/classify_features`` and ``/model``)."""
+    dec = _DECODERS.get(pipe)
+    if dec is None:
+        dec = _DECODERS[pipe] = compile_streaming(pipe)
+    return dec
+
+
 def _classes(pipe: Pipeline) -> list[str]:
-    return [str(c) for c in pipe.named_steps["clf"].classes_]
+    return [str(c) for c in decoder_of(pipe).classes]
 
 
 def classify_trials(pipe: Pipeline, X: np.ndarray) -> dict[str, Any]:
@@ -153,8 +167,8 @@ def classify_trials(pipe: Pipeline, X: np.ndarray) -> dict[str, Any]:
 
 
 def classify_features(pipe: Pipeline, features: np.ndarray) -> dict[str, Any]:
-    """Classify CSP feature vectors with the model's classifier step (labels = argmax)."""
-    proba = pipe.named_steps["clf"].predict_proba(features)
+    """Classify feature vectors with the decoder's final step (numpy twin; labels = argmax)."""
+    proba = decoder_of(pipe).predict_proba(features)
     classes = _classes(pipe)
     return {
         "labels": [classes[i] for i in np.argmax(proba, axis=1)],

@@ -72,6 +72,15 @@ _NAME = re.compile(rb'[\s;]name="([^"]*)"', re.IGNORECASE)
 _FILENAME = re.compile(rb'[\s;]filename\*?=', re.IGNORECASE)
 
 
+def _decoder_fields(pipe: Any) -> dict[str, Any]:
+    """What the engine and clients need of the held model's decoder: name, n_features, classes."""
+    from bcistream.serving.compute import decoder_of
+
+    dec = decoder_of(pipe)
+    return {"decoder": dec.name, "n_features": int(dec.n_features),
+            "classes": [str(c) for c in dec.classes]}
+
+
 def check_form(body: bytes, content_type: bytes, file_fields: frozenset[str]) -> str | None:
     """Why a multipart body is refused, or None.
 
@@ -283,8 +292,7 @@ class Guard:
             "held_versions": holder.versions,
             "profile": prof.to_dict(),
             "metrics": dict(getattr(model, "metrics", None) or {}),
-            "n_features": int(model.pipeline.named_steps["csp"].n_components),
-            "classes": [str(c) for c in model.pipeline.named_steps["clf"].classes_],
+            **_decoder_fields(model.pipeline),
         }
         await _send_json(send, 200, payload)
         if self.runtime.metrics is not None:

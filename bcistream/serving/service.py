@@ -31,6 +31,7 @@ from bcistream.serving.compute import (
     classify_features,
     classify_recording,
     classify_trials,
+    decoder_of,
     read_npy,
     recording_suffix,
 )
@@ -168,7 +169,7 @@ class BcistreamService:
     # -- the live engines' seam --------------------------------------------------------------
     @bentoml.api
     async def classify_features(self, features: list[list[float]], version: str) -> dict[str, Any]:
-        """Classify CSP feature vectors (n x n_components) computed with model ``version``.
+        """Classify feature vectors (n x n_features) computed with model ``version``.
 
         Answers 409 when the service does not hold that version (it keeps the previous one
         across a swap), naming the version it serves now in ``current_version``.
@@ -186,7 +187,7 @@ class BcistreamService:
                                 status_code=409)
         self._count_swaps()
         try:
-            F = check_features(features, int(model.pipeline.named_steps["csp"].n_components))
+            F = check_features(features, decoder_of(model.pipeline).n_features)
         except RequestError as exc:
             return _error(exc)
         self.metrics.trials.labels(endpoint="/classify_features").observe(len(F))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from bcistream.decoders import decoder_name, spatial_patterns
 from bcistream.pipeline import pipeline_profile
 
 __all__ = ["confusion_png", "topomap_png"]
@@ -71,10 +72,13 @@ def topomap_png(pipe: Pipeline, path: Path) -> tuple[Path | None, str]:
                 "position in the standard 10-20 montage")
         log.info(note)
         return None, note
+    patterns = spatial_patterns(pipe)
+    if patterns is None:
+        note = f"CSP scalp maps skipped: decoder '{decoder_name(pipe)}' has no single set of CSP patterns"
+        log.info(note)
+        return None, note
     info = mne.create_info(list(prof.channels), prof.sfreq, "eeg")
     info.set_montage(montage, match_case=False, verbose="error")
-    csp = pipe.named_steps["csp"]
-    patterns = np.asarray(csp.patterns_)[: csp.n_components]
     n = len(patterns)
     fig = Figure(figsize=(1.8 * n, 2.1), dpi=100)
     axes = fig.subplots(1, n, squeeze=False)[0]
