@@ -71,11 +71,15 @@ def evaluate(
     subject: Annotated[str, typer.Option(help="Subject number, comma list, or 'all'.")] = "all",
     profile: Annotated[str | None, typer.Option(help="Profile name or TOML file.")] = None,
     folds: Annotated[int, typer.Option(min=2, help="CV folds on session T.")] = 5,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Pipeline parameter key=value, e.g. decoder=ts-lr.")] = None,
 ) -> None:
     """Per subject: T->E accuracy and kappa, CV on T; then the mean."""
     from bcistream.data.loader import find_subject_files, load_recording
     from bcistream.training.evaluation import evaluate_subject
+    from bcistream.training.params import parse_overrides, pipeline_params
 
+    params = pipeline_params(None, parse_overrides(set_))
     subjects = parse_subjects(subject, data)
     results = []
     with progress_bar("evaluating", total=len(subjects)) as advance:
@@ -83,10 +87,10 @@ def evaluate(
             files = find_subject_files(data, s)
             train = load_recording(files["T"], profile)
             ev = load_recording(files["E"], profile) if "E" in files else None
-            results.append(evaluate_subject(train, ev, folds=folds, subject=f"A{s:02d}"))
+            results.append(evaluate_subject(train, ev, params=params, folds=folds, subject=f"A{s:02d}"))
             advance(f"evaluated A{s:02d}")
     table = Table("subject", "T→E accuracy", "kappa", "CV on T (mean ± sd)", "trials T/E",
-                  title="Evaluation (train on T, test on E)")
+                  title=f"Evaluation of {params['decoder']} (train on T, test on E)")
     for r in results:
         acc = "—" if r.accuracy is None else f"{r.accuracy:.3f}"
         kap = "—" if r.kappa is None else f"{r.kappa:.3f}"

@@ -153,22 +153,43 @@ def tune(
     folds: Annotated[int, typer.Option(min=2, help="CV folds on session T.")] = 5,
     seed: Annotated[int | None, typer.Option(help="Sampler seed.")] = None,
     track: Annotated[bool, typer.Option(help="Log each trial as a nested MLflow run.")] = True,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="decoder=NAME: search only that decoder's parameters.")] = None,
+    decoders: Annotated[str, typer.Option(help="Comma list of decoders searched, or 'all'.")] = "all",
+    nested: Annotated[int, typer.Option(
+        min=0, help="Also estimate the tuned accuracy by nested CV with this many outer folds.")] = 0,
 ) -> None:
-    """Search CSP/SVM/band parameters by CV on session T only; resumable; best -> train --from-study."""
+    """Search decoders and their parameters by CV on session T only; resumable; best -> train --from-study.
+
+    The best CV of a search is optimistic (the best of many noisy estimates); ``--nested K`` also
+    reports the honest nested-CV estimate (the search rerun inside each of K outer folds of T).
+    """
     import optuna
 
+    from bcistream.decoders import DECODERS
+    from bcistream.training.params import parse_overrides
     from bcistream.training.tracking import wandb_mode
-    from bcistream.training.tuning import tune_optuna, tune_wandb
+    from bcistream.training.tuning import nested_cv, tune_optuna, tune_wandb
 
     if engine not in ("optuna", "wandb"):
         raise BcistreamError(f"--engine must be 'optuna' or 'wandb', got '{engine}'")
+    overrides = parse_overrides(set_)
+    if set(overrides) - {"decoder"}:
+        raise BcistreamError("tune searches the parameters: --set takes only decoder=NAME here")
+    names = list(DECODERS) if decoders == "all" else [d.strip() for d in decoders.split(",") if d.strip()]
+    if "decoder" in overrides:
+        names = [overrides["decoder"]]
+    unknown = [d for d in names if d not in DECODERS]
+    if unknown or not names:
+        raise BcistreamError(f"--decoders: unknown decoder {', '.join(unknown) or '(none)'} "
+                             f"(known: {', '.join(DECODERS)})")
     _quiet_mlflow()
     s = settings()
     loaded = _load(data, str(subject), profile, s)[0]
     name = study or f"{s.model_name}-A{subject:02d}"
     if engine == "wandb":
         sid = tune_wandb(loaded.train, n_trials=trials, project="bcistream", mode=wandb_mode(s.wandb_mode),
-                         folds=folds)
+                         folds=folds, decoder=names[0])
         console.print(f"W&B sweep {sid}: {trials} runs done")
         return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -176,10 +197,22 @@ def tune(
     with progress_bar("tuning", total=trials) as advance:
         res = tune_optuna(loaded.train, n_trials=trials, study=name, storage=url, folds=folds,
                           tracking_uri=s.mlflow_uri if track else None, seed=seed, progress=advance,
-                          artifacts=s.mlflow_artifacts)
+                          artifacts=s.mlflow_artifacts, decoders=names)
     console.print(f"study '{res.study}' ({res.storage}): {res.n_trials_total} trials "
-                  f"({res.n_trials_run} new); best CV {res.best_value:.3f}")
+                  f"({res.n_trials_run} new); best CV {res.best_value:.3f} (optimistic: the best of "
+                  f"{res.n_trials_total} CV estimates on T)")
     console.print("best: " + ", ".join(f"{k}={v}" for k, v in res.best_params.items()))
+    if nested:
+        import numpy as np
+
+        with progress_bar("nested CV", total=nested) as advance:
+            est = nested_cv(loaded.train, n_trials=trials, decoders=names, folds=folds, outer=nested,
+                            seed=seed or 0)
+            advance(f"{nested} outer folds")
+        picks = ", ".join(p["decoder"] for p in est.chosen)
+        console.print(f"nested CV on T ({nested} outer folds, {trials} trials each): "
+                      f"{est.mean:.3f} ± {np.std(est.scores):.3f} — the honest estimate of this "
+                      f"tuning procedure (outer folds chose: {picks})")
     console.print(f"next: bcistream train --data {data} --subject {subject} --from-study {res.study}"
                   + (f" --storage {storage}" if storage else ""))
 
@@ -196,14 +229,16 @@ def models(
     rows = model_versions(s.mlflow_uri, model)
     if not rows:
         raise BcistreamError(f"no registered model '{model}' in {s.mlflow_uri}")
-    table = Table("version", "aliases", "created", "acc", "kappa", "CV", "decision", "why",
-                  title=f"Model '{model}' ({s.mlflow_uri})")
+    table = Table("version", "aliases", "created", "decoder", "params", "acc", "kappa", "CV", "decision",
+                  "why", title=f"Model '{model}' ({s.mlflow_uri})")
     champion = None
     for row in rows:
         tags = row["tags"]
         if "champion" in row["aliases"]:
             champion = row
         table.add_row(row["version"], ",".join(row["aliases"]), row["created"],
+                      # Versions registered before decoders were pluggable are all csp-svm.
+                      tags.get("decoder", "csp-svm"), tags.get("decoder.params", "—"),
                       tags.get("metric.accuracy", "—"), tags.get("metric.kappa", "—"),
                       tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
                       tags.get("promotion.verdict", ""))

@@ -6,7 +6,15 @@
 
 from bcistream.decoders.compile import compile_streaming, decoder_name, spatial_patterns
 from bcistream.decoders.final import FinalStep, compile_final
-from bcistream.decoders.registry import DECODERS, DEFAULT_DECODER, DecoderSpec, decoder_spec, make_decoder
+from bcistream.decoders.registry import (
+    DECODERS,
+    DEFAULT_DECODER,
+    DecoderSpec,
+    build_pipeline,
+    decoder_params,
+    decoder_spec,
+    make_decoder,
+)
 from bcistream.decoders.streaming import CovStreaming, CSPStreaming, StreamingDecoder
 
 __all__ = [
@@ -17,9 +25,11 @@ __all__ = [
     "DecoderSpec",
     "FinalStep",
     "StreamingDecoder",
+    "build_pipeline",
     "compile_final",
     "compile_streaming",
     "decoder_name",
+    "decoder_params",
     "decoder_spec",
     "make_decoder",
     "spatial_patterns",

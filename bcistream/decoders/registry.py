@@ -24,7 +24,8 @@ from bcistream.pipeline.factory import make_pipeline
 from bcistream.pipeline.filter import CausalBandpass
 from bcistream.pipeline.filterbank import CausalFilterBank
 
-__all__ = ["DECODERS", "DEFAULT_DECODER", "DecoderSpec", "decoder_spec", "make_decoder"]
+__all__ = ["DECODERS", "DEFAULT_DECODER", "DecoderSpec", "build_pipeline", "decoder_params", "decoder_spec",
+           "make_decoder"]
 
 #: The decoder trained when none is named (see README, "Choosing the decoder").
 DEFAULT_DECODER = "csp-svm"
@@ -202,3 +203,17 @@ def make_decoder(name: str = DEFAULT_DECODER, profile: Profile | str | None = No
     if name == "fbcsp" and full["clf"] not in ("svm", "lda"):
         raise ProfileError(f"clf must be 'svm' or 'lda', got {full['clf']!r}")
     return spec.build(prof, **full)
+
+
+def decoder_params(params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Split a flat parameter set ``{"decoder": NAME, **its parameters}`` (name defaults to
+    `DEFAULT_DECODER`) into the name and the decoder's keyword arguments."""
+    rest = dict(params)
+    name = str(rest.pop("decoder", None) or DEFAULT_DECODER)
+    return name, rest
+
+
+def build_pipeline(profile: Profile | str | None, params: dict[str, Any] | None = None) -> Pipeline:
+    """`make_decoder` from a flat parameter set (``decoder`` key plus the decoder's parameters)."""
+    name, rest = decoder_params(params or {})
+    return make_decoder(name, profile, **rest)

@@ -108,7 +108,7 @@ def read_npy(fileobj: BinaryIO) -> np.ndarray:
 
 
 def check_features(features: Any, n_features: int) -> np.ndarray:
-    """Validate a batch of CSP feature vectors, shape (n, n_features)."""
+    """Validate a batch of feature vectors, shape (n, n_features)."""
     try:
         F = np.asarray(features, dtype=np.float64)
     except (TypeError, ValueError):

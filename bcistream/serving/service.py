@@ -63,7 +63,7 @@ def _no_model() -> JSONResponse:
     logging={"access": {"enabled": CONFIG.access_log}},
 )
 class BcistreamService:
-    """Classifies raw trials, whole recordings and CSP feature batches with the champion model."""
+    """Classifies raw trials, whole recordings and feature batches with the champion model."""
 
     def __init__(self) -> None:
         self.metrics = ServiceMetrics()

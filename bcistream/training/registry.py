@@ -227,7 +227,9 @@ def register_model(
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise ModelError(f"{tracking_uri}: cannot create model '{name}': {exc.message}") from None
-        all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id}
+        # The decoder is read from the pipeline itself, so every path that registers records it.
+        all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id,
+                    "decoder": decoder_name(pipeline)}
         mv = c.create_model_version(name, source=info.model_uri, run_id=run_id, tags=all_tags,
                                     model_id=info.model_id)
         if alias:
