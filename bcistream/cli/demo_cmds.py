@@ -66,6 +66,8 @@ def demo(
     trials_per_class: Annotated[int, typer.Option(min=4, max=72, help="Synthetic trials per class "
                                                                      "and session.")] = 72,
     view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Pipeline parameter key=value for training, e.g. decoder=ts-lr.")] = None,
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report
@@ -92,7 +94,8 @@ def demo(
     name = f"{cfg.model_name}-demo"
     uri = cfg.mlflow_uri
     console.rule("1/3 train, register and promote")
-    _cli(["train", "--data", str(folder), "--subject", str(subject), "--name", name])
+    _cli(["train", "--data", str(folder), "--subject", str(subject), "--name", name,
+          *[arg for item in set_ or [] for arg in ("--set", item)]])
     champion = load_model(f"models:/{name}@champion", uri)
     evaluation = load_recording(files["E"], champion.profile)
 

@@ -229,7 +229,7 @@ def models(
     rows = model_versions(s.mlflow_uri, model)
     if not rows:
         raise BcistreamError(f"no registered model '{model}' in {s.mlflow_uri}")
-    table = Table("version", "aliases", "created", "decoder", "params", "acc", "kappa", "CV", "decision",
+    table = Table("version", "aliases", "created", "decoder", "acc", "kappa", "CV", "decision",
                   "why", title=f"Model '{model}' ({s.mlflow_uri})")
     champion = None
     for row in rows:
@@ -238,11 +238,16 @@ def models(
             champion = row
         table.add_row(row["version"], ",".join(row["aliases"]), row["created"],
                       # Versions registered before decoders were pluggable are all csp-svm.
-                      tags.get("decoder", "csp-svm"), tags.get("decoder.params", "—"),
+                      tags.get("decoder", "csp-svm"),
                       tags.get("metric.accuracy", "—"), tags.get("metric.kappa", "—"),
                       tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
                       tags.get("promotion.verdict", ""))
     console.print(table)
+    for row in rows:  # parameters below the table: too long for a column
+        tags = row["tags"]
+        if "decoder.params" in tags:
+            console.print(f"v{row['version']} {tags.get('decoder', 'csp-svm')}: {tags['decoder.params']}",
+                          soft_wrap=True)
     if champion is None:
         console.print("no champion yet")
     else:
