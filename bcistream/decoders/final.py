@@ -38,22 +38,28 @@ def _two_columns(p1: np.ndarray) -> np.ndarray:
     return np.stack([1.0 - p1, p1], axis=1)
 
 
-def _ovr(dec: np.ndarray, n_classes: int) -> np.ndarray:
-    """SVC's one-vs-rest decision from one-vs-one values.
+def _ovr(n_classes: int) -> Callable[[np.ndarray], np.ndarray]:
+    """SVC's one-vs-rest decision from one-vs-one values, as three small products.
 
-    As ``sklearn.utils.multiclass._ovr_decision_function(dec < 0, -dec, n_classes)``.
+    Equals ``sklearn.utils.multiclass._ovr_decision_function(dec < 0, -dec, n_classes)``: pair
+    ``k = (i, j)`` adds ``dec_k`` to class i's confidence and subtracts it from j's, and gives
+    a vote to i when ``dec_k >= 0``, else to j.
     """
-    votes = np.zeros((dec.shape[0], n_classes))
-    conf = np.zeros((dec.shape[0], n_classes))
-    k = 0
-    for i in range(n_classes):
-        for j in range(i + 1, n_classes):
-            conf[:, i] += dec[:, k]
-            conf[:, j] -= dec[:, k]
-            votes[:, i] += dec[:, k] >= 0
-            votes[:, j] += dec[:, k] < 0
-            k += 1
-    return votes + conf / (3 * (np.abs(conf) + 1))
+    pairs = [(i, j) for i in range(n_classes) for j in range(i + 1, n_classes)]
+    sign = np.zeros((len(pairs), n_classes))
+    to_i = np.zeros((len(pairs), n_classes))
+    to_j = np.zeros((len(pairs), n_classes))
+    for k, (i, j) in enumerate(pairs):
+        sign[k, i], sign[k, j] = 1.0, -1.0
+        to_i[k, i] = 1.0
+        to_j[k, j] = 1.0
+
+    def ovr(dec: np.ndarray) -> np.ndarray:
+        conf = dec @ sign
+        pos = (dec >= 0).astype(np.float64)
+        votes = pos @ to_i + (1.0 - pos) @ to_j
+        return votes + conf / (3 * (np.abs(conf) + 1))
+    return ovr
 
 
 def _linear(coef: np.ndarray, intercept: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -71,7 +77,8 @@ def _decision(est: object) -> Callable[[np.ndarray], np.ndarray] | None:
         n = len(est.classes_)
         if n == 2:
             return lambda F: lin(F)[:, 0]
-        return lambda F: _ovr(lin(F), n)
+        ovr = _ovr(n)
+        return lambda F: ovr(lin(F))
     if isinstance(est, (LinearDiscriminantAnalysis, LogisticRegression)):
         lin = _linear(est.coef_, est.intercept_)
         if len(est.classes_) == 2:
@@ -117,8 +124,7 @@ def _calibrated(clf: CalibratedClassifierCV) -> Callable[[np.ndarray], np.ndarra
     if n == 2:
         def two(F: np.ndarray) -> np.ndarray:
             p = _two_columns(_expit(-(a[0] * dec(F) + b[0])))
-            p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
-            return p
+            return np.minimum(p, 1.0, out=p, where=p <= 1.0 + 1e-5)
         return two
     # Calibrators follow the estimator's classes, which equal the calibrated classes here.
     if not np.array_equal(np.asarray(cal.estimator.classes_), np.asarray(clf.classes_)):
@@ -127,9 +133,11 @@ def _calibrated(clf: CalibratedClassifierCV) -> Callable[[np.ndarray], np.ndarra
     def multi(F: np.ndarray) -> np.ndarray:
         p = _expit(-(dec(F) * a + b))
         den = p.sum(axis=1, keepdims=True)
-        p = np.divide(p, den, out=np.full_like(p, 1.0 / n), where=den != 0)
-        p[(p > 1.0) & (p <= 1.0 + 1e-5)] = 1.0
-        return p
+        if den.all():
+            p /= den
+        else:  # every calibrator said 0 for a row: uniform, as sklearn
+            p = np.divide(p, den, out=np.full_like(p, 1.0 / n), where=den != 0)
+        return np.minimum(p, 1.0, out=p, where=p <= 1.0 + 1e-5)
     return multi
 
 

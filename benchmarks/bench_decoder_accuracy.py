@@ -1,0 +1,74 @@
+"""Accuracy of every registered decoder on the 9 synthetic subjects: T -> E and 5-fold CV on T.
+
+Each decoder runs with its registry defaults (nothing tuned), on in-memory synthetic sessions
+(`bcistream.data.synth.synthetic_recording`, seed 0, 72 trials per class and session; 4 classes,
+chance 0.25). The generator is the project's own and was not changed for this comparison.
+Writes ``decoder_accuracy.md`` beside the summary (``BCISTREAM_BENCH_OUT``, default
+``bench-results``) and returns one summary row per decoder.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+SUBJECTS = 9
+
+
+def evaluate_all(decoders: list[str], subjects: int = SUBJECTS) -> dict[str, list]:
+    """Per decoder: one `SubjectResult` per subject (default parameters)."""
+    from bcistream.data.synth import synthetic_recording
+    from bcistream.training.evaluation import evaluate_subject
+
+    out: dict[str, list] = {d: [] for d in decoders}
+    for s in range(1, subjects + 1):
+        train = synthetic_recording(s, "T", seed=0)
+        test = synthetic_recording(s, "E", seed=0)
+        for d in decoders:
+            res = evaluate_subject(train, test, params={"decoder": d}, folds=5, subject=f"A{s:02d}")
+            res.pipeline = None  # keep the numbers, free the fitted model
+            out[d].append(res)
+            gc.collect()
+    return out
+
+
+def table(results: dict[str, list]) -> str:
+    """Markdown: per decoder, mean (sd) over subjects of T->E accuracy, kappa and CV on T."""
+    lines = ["| decoder | T→E accuracy | T→E kappa | CV on T | per subject T→E |",
+             "|---|---|---|---|---|"]
+    for d, rs in results.items():
+        acc = np.array([r.accuracy for r in rs])
+        kap = np.array([r.kappa for r in rs])
+        cv = np.array([r.cv_mean for r in rs])
+        per = " ".join(f"{a:.2f}" for a in acc)
+        lines.append(f"| `{d}` | {acc.mean():.3f} ± {acc.std():.3f} | {kap.mean():.3f} | "
+                     f"{cv.mean():.3f} ± {cv.std():.3f} | {per} |")
+    return "\n".join(lines) + "\n"
+
+
+def run() -> list[dict]:
+    from bcistream.decoders import DECODERS
+
+    started = time.monotonic()
+    names = [n for n in os.environ.get("BCISTREAM_BENCH_DECODERS", ",".join(DECODERS)).split(",") if n]
+    results = evaluate_all(names, int(os.environ.get("BCISTREAM_BENCH_SUBJECTS", SUBJECTS)))
+    out = Path(os.environ.get("BCISTREAM_BENCH_OUT", "bench-results"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "decoder_accuracy.md").write_text(table(results))
+    took = f"{time.monotonic() - started:.0f} s"
+    rows = []
+    for d, rs in results.items():
+        acc = float(np.mean([r.accuracy for r in rs]))
+        cv = float(np.mean([r.cv_mean for r in rs]))
+        rows.append({"id": f"accuracy_{d}", "measure": f"{d}: mean T→E accuracy over {len(rs)} synthetic "
+                     f"subjects (CV on T {cv:.3f})", "value": round(acc, 4), "unit": "fraction",
+                     "goal": None, "baseline": 0.25, "met": None, "details": took})
+    return rows
+
+
+if __name__ == "__main__":
+    print(table(evaluate_all(os.environ.get("BCISTREAM_BENCH_DECODERS", "csp-svm").split(","), 1)))
