@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bcistream.data.contract import MarkerMap, UnitError, volts_per_unit
 from bcistream.errors import ProfileError
 
 __all__ = ["BUILTIN_PROFILES", "Profile", "load_profile"]
@@ -48,6 +49,13 @@ class Profile(BaseModel):
         Annotation description of a cue whose class is unknown (evaluation sessions).
     missing_value : float or None
         Value (in volts) that marks missing samples when every channel holds it.
+    units : str or None
+        Unit of samples from sources that declare none (files, LSL outlets without channel
+        units, Kafka messages without a ``units`` header), e.g. ``"microvolts"``; ``None``: such
+        samples must be plausible as volts (`bcistream.data.contract`).
+    markers : dict
+        More marker values -> class name for live marker streams and files (e.g. ``T1 = "left"``);
+        codes and class names in ``classes`` always work.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -64,6 +72,8 @@ class Profile(BaseModel):
     reject_lookahead_s: float = Field(default=6.0, ge=0)
     unknown_cue: str | None = None
     missing_value: float | None = None
+    units: str | None = None
+    markers: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Profile:
@@ -78,7 +88,23 @@ class Profile(BaseModel):
             raise ValueError("class names must be unique")
         if self.window_samples < 2:
             raise ValueError("window_s is shorter than two samples")
+        if self.units is not None:
+            try:
+                volts_per_unit(self.units)
+            except UnitError as exc:  # pydantic reports ValueErrors only
+                raise ValueError(str(exc)) from None
+        MarkerMap.from_profile(self)  # ValueError: an alias names no class, a code means two things
         return self
+
+    @property
+    def volts_per_unit(self) -> float | None:
+        """Scale of undeclared samples to volts (``None``: undeclared, check plausibility)."""
+        return None if self.units is None else volts_per_unit(self.units)
+
+    @property
+    def marker_map(self) -> MarkerMap:
+        """Marker value -> class name (`bcistream.data.contract.MarkerMap`)."""
+        return MarkerMap.from_profile(self)
 
     @property
     def n_channels(self) -> int:
