@@ -259,12 +259,19 @@ class CovStreaming(StreamingDecoder):
         return np.asarray(X, dtype=np.float64), ok
 
     def moments(self, F: np.ndarray) -> np.ndarray:
+        # Time-major from the start: the products land in place, contiguous for the running sums.
+        G, C, n = F.shape
+        P = self.P
+        out = np.empty((G, n, self.n_moments))
+        Ft = out[:, :, :C]
+        Ft[...] = F.transpose(0, 2, 1)
         i, j = self.iu
-        parts = [F, F[:, i, :] * F[:, j, :]]
+        np.multiply(Ft[:, :, i], Ft[:, :, j], out=out[:, :, C:C + P])
         if self.estimator == "lwf":
-            r2 = (F * F).sum(axis=1, keepdims=True)
-            parts += [r2 * F, r2 * r2]
-        return np.concatenate(parts, axis=1).transpose(0, 2, 1)
+            r2 = np.einsum("gtc,gtc->gt", Ft, Ft)[:, :, None]
+            np.multiply(r2, Ft, out=out[:, :, C + P:C + P + C])
+            out[:, :, -1:] = r2 * r2
+        return out
 
     def unpack(self, V: np.ndarray) -> np.ndarray:
         """Upper triangles (D, P) -> symmetric matrices (D, C, C)."""
