@@ -52,7 +52,7 @@ def test_readme_decoder_commands_run(tmp_path, monkeypatch):
     from bcistream.data.synth import make_small_dataset
 
     data = tmp_path / "data"
-    make_small_dataset(data, subjects=1, seed=5, n_trials_per_class=8)
+    make_small_dataset(data, subjects=1, seed=5, n_trials_per_class=12)
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BCISTREAM_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("BCISTREAM_WANDB_MODE", "disabled")
