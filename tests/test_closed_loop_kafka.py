@@ -89,7 +89,7 @@ def test_run_records_from_kafka_and_swaps_on_model_update(stream_setup, kafka_br
                    what="the swap announced on the topic")
         took = time.monotonic() - t0
         assert took < 30  # far below the 120 s registry poll: the topic woke the watcher
-        assert "bcistream_model_swaps_total 1.0" in metrics()
+        assert 'bcistream_events_total{kind="swap",reason=""} 1.0' in metrics()
         replay("subj-b")
         runner.join(90)
     finally:

@@ -27,13 +27,15 @@ def small_data(tmp_path_factory):
 def test_set_decoder_is_validated_with_one_line_errors(small_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path))
     assert main(["evaluate", "--data", str(small_data), "--set", "decoder=nope"]) == 2
-    assert "unknown decoder 'nope'" in capsys.readouterr().err
+    assert "decoder must be one of csp-svm" in capsys.readouterr().err
     # kernel is a csp-svm parameter: refused for ts-lr, naming the decoder's own parameters.
     assert main(["evaluate", "--data", str(small_data), "--set", "decoder=ts-lr", "--set", "kernel=rbf"]) == 2
     err = capsys.readouterr().err
     assert "decoder 'ts-lr' takes no parameter kernel" in err and "estimator" in err
-    assert main(["tune", "--data", str(small_data), "--set", "C=2", "--trials", "1"]) == 2
-    assert "--set takes only decoder" in capsys.readouterr().err
+    # tune: fixed parameters narrow the decoders searched to those that take them.
+    assert main(["tune", "--data", str(small_data), "--set", "estimator=lwf", "--decoders", "csp-svm",
+                 "--trials", "1"]) == 2
+    assert "no searched decoder takes all of them" in capsys.readouterr().err
 
 
 def test_evaluate_with_another_decoder(small_data, tmp_path, monkeypatch, capsys):
@@ -52,9 +54,9 @@ def test_train_registers_decoder_and_models_shows_it(small_data, tmp_path, monke
     monkeypatch.setenv("BCISTREAM_WANDB_MODE", "disabled")
     assert main(["train", "--data", str(small_data), "--subject", "1", "--folds", "3", "--no-promote",
                  "--set", "decoder=ts-lr", "--set", "estimator=lwf"]) == 0
-    tags = model_versions(uri, "bcistream")[0]["tags"]
+    tags = model_versions(uri, "bcistream-A01")[0]["tags"]
     assert tags["decoder"] == "ts-lr" and "estimator=lwf" in tags["decoder.params"]
-    loaded = load_model("models:/bcistream/1", uri)  # skops with the trusted pyriemann types
+    loaded = load_model("models:/bcistream-A01/1", uri)  # skops with the trusted pyriemann types
     assert compile_streaming(loaded.pipeline).name == "ts-lr"
     capsys.readouterr()
     assert main(["models"]) == 0
@@ -67,12 +69,13 @@ def test_tune_searches_decoders_and_reports_nested_cv(small_data, tmp_path, monk
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path))
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     assert main(["tune", "--data", str(small_data), "--trials", "4", "--storage", storage, "--folds", "3",
+                 "--study", "s-dec",
                  "--decoders", "csp-lda,mdm", "--nested", "2", "--seed", "1", "--no-track"]) == 0
     out = capsys.readouterr().out
-    assert "optimistic" in out and "nested CV on T (2 outer folds, 4 trials each)" in out
+    assert "optimistic" in out and "nested CV on the training data (2 outer folds, 4 trials each)" in out
     import optuna
 
-    study = optuna.load_study(study_name="bcistream-A01", storage=storage)
+    study = optuna.load_study(study_name="s-dec", storage=storage)
     assert {t.params["decoder"] for t in study.trials} <= {"csp-lda", "mdm"}
 
 

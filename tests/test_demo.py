@@ -21,6 +21,7 @@ def test_demo_over_kafka_with_the_bundled_broker(tmp_path, monkeypatch, capsys):
     summary = json.loads(reports[0].read_text())
     # 6 trials per class in E = 24 cues; every one decided live and equal to the offline label.
     assert summary["cue_trials"] == 24 and summary["misaligned_cues"] == 0
+    assert summary["cues_decided"] == summary["cues_expected"] == 24  # default Kafka settings: no stall
     assert summary["agreement"] == 1.0
     assert summary["online_accuracy"] == summary["offline_accuracy"]
     assert summary["latency_p99_ms"] > 0 and summary["decisions"] > summary["cue_trials"]

@@ -157,7 +157,7 @@ def test_alerts_cover_the_required_conditions():
     names = {r["alert"] for r in alerts()}
     assert "histogram_quantile(0.99" in by_expr  # decision latency p99
     assert "lag" in by_expr
-    assert "gaps" in by_expr
+    assert 'kind="gap"' in by_expr
     assert "BcistreamNoDecisions" in names
     assert "model_loaded_timestamp" in by_expr or "model_age" in by_expr
     assert "retrain" in by_expr
@@ -172,7 +172,7 @@ def test_dashboard_has_the_panels_and_is_provisioned():
     assert len(ids) == len(set(ids))
     text = " ".join(dashboard_exprs())
     for needle in ("decisions_out_total", "histogram_quantile(0.5", "histogram_quantile(0.99", "lag",
-                   "gaps_total", "active_streams", "model_info"):
+                   'kind=\"gap\"', "active_streams", "model_info"):
         assert needle in text, needle
     for panel in dash["panels"]:
         assert {"x", "y", "w", "h"} <= set(panel["gridPos"]) and panel["targets"]

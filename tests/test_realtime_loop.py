@@ -64,8 +64,8 @@ def test_loop_writes_flushes_then_commits_and_stops():
     assert hop + cue == written and cue == sum(d.trigger == "cue" for d in sink.decisions)
     assert value("bcistream_engine_decision_latency_seconds_count") == written
     assert value("bcistream_engine_active_streams") == 2
-    assert value("bcistream_engine_model_info", {"version": "1"}) == 1
-    assert value("bcistream_engine_gaps_total") == 0
+    assert value("bcistream_model_info", {"version": "1"}) == 1
+    assert value("bcistream_events_total", {"kind": "gap", "reason": "missing"}) is None  # no gap
 
 
 def test_metrics_count_refused_chunks_and_gaps():
@@ -78,12 +78,12 @@ def test_metrics_count_refused_chunks_and_gaps():
     decisions = []
     while not source.exhausted:
         got = engine.process(source.poll())
-        metrics.observe(engine, got)
+        metrics.observe(engine, got, engine.events.drain())
         decisions += got
     n_bad = engine.stats()["refused"]
     assert n_bad == 2  # samples 500..550 in two chunks
     value = registry.get_sample_value
-    assert value("bcistream_engine_refused_chunks_total", {"reason": "non-finite"}) == n_bad
+    assert value("bcistream_events_total", {"kind": "refused", "reason": "non-finite"}) == n_bad
     assert value("bcistream_engine_samples_in_total") == rec.n_samples - 50
     # Nothing decided on a window touching the NaN chunks; the stream resumes after a full window.
     ends = [d.window_end for d in decisions]

@@ -24,7 +24,9 @@ from bcistream.training.train import TrainConfig, train_models
 
 pytestmark = pytest.mark.slow
 
-NAME = "bcistream"
+BASE = "bcistream"
+#: The naming rule: every model is BASE-LABEL (here 2a subject 1).
+NAME = "bcistream-A01"
 # Synthetic subject 1 of seed 2 is a skilled one (~0.87 T->E with the defaults), so the three
 # parameter sets below are far apart: bad (~0.48), worse (~0.35), default (~0.87).
 BAD = {"n_components": 2, "l_freq": 24.0, "h_freq": 40.0}
@@ -72,7 +74,7 @@ def lifecycle(tmp_path_factory):
     fewer.write_text(text.replace('name = "bci-iv-2a"', 'name = "no-fz"')
                      .replace('channels = ["Fz", ', "channels = [").replace('"EEG-Fz" = "Fz"\n', ""))
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    config = TrainConfig(tracking_uri=uri, model_name=NAME, runs_dir=root / "runs", wandb_mode="offline",
+    config = TrainConfig(tracking_uri=uri, model_name=BASE, runs_dir=root / "runs", wandb_mode="offline",
                          folds=3, data_url=str(data))
     subj = load_subject(data, 1)
     heldout = [subj.evaluation]
@@ -87,7 +89,7 @@ def lifecycle(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BCISTREAM_HOME", str(root / "home"))
         mp.setenv("BCISTREAM_TRACKING_URI", uri)
-        mp.setenv("BCISTREAM_MODEL_NAME", NAME)
+        mp.setenv("BCISTREAM_MODEL_NAME", BASE)
         _sequence(out, subj, config, judge, data, fewer, uri, published)
     return out
 

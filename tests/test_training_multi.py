@@ -39,10 +39,11 @@ def test_per_subject_and_pooled_models(tmp_path, monkeypatch, capsys):
 
     assert main(["train", "--data", str(data), "--subject", "1,2", "--pooled", "--no-promote",
                  "--folds", "3"]) == 0
-    rows = model_versions(uri, "bcistream")
+    assert model_versions(uri, "bcistream") == []  # one naming rule: BASE-LABEL, never bare BASE
+    rows = model_versions(uri, "bcistream-pooled")
     assert len(rows) == 1 and rows[0]["aliases"] == ["challenger"]
     assert rows[0]["tags"]["subjects"] == "1,2"
     run = c.get_run(rows[0]["run_id"])
     # Pooled: both subjects' T trials for training, both E sessions for the score.
     assert run.data.metrics["n_train"] >= 60 and run.data.metrics["n_test"] >= 60
-    assert alias_version(uri, "bcistream", "champion") is None  # --no-promote
+    assert alias_version(uri, "bcistream-pooled", "champion") is None  # --no-promote

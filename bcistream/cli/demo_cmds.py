@@ -20,6 +20,7 @@ from rich.table import Table
 
 from bcistream.cli.app import app
 from bcistream.cli.common import console, progress_bar, settings
+from bcistream.cli.data_options import ProfileOpt, TestOpt, TrainOpt, data_spec, option_args
 from bcistream.errors import BcistreamError
 
 LOOPBACK_LSL = ("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
@@ -55,9 +56,13 @@ def _broker(home: Path):
 
 @app.command()
 def demo(
-    data: Annotated[Path | None, typer.Option(help="Folder with your BCI IV 2a files (A0xT/A0xE "
-                                                   "+ A0xE.mat); default: synthesize one subject.")] = None,
-    subject: Annotated[int, typer.Option(min=1, max=99, help="Subject to use from --data.")] = 1,
+    data: Annotated[str | None, typer.Option(help="Your data: a BCI IV 2a folder (A0xT/A0xE + A0xE.mat), "
+                                                  "a BIDS tree or moabb:NAME; default: synthesize one "
+                                                  "subject.")] = None,
+    train: TrainOpt = None,
+    test: TestOpt = None,
+    subject: Annotated[str, typer.Option(help="Subject to use from --data.")] = "1",
+    profile: ProfileOpt = None,
     transport: Annotated[str, typer.Option(help="lsl (loopback) or kafka.")] = "lsl",
     bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap servers; default: start "
                                                        "the bundled local broker.")] = None,
@@ -71,8 +76,10 @@ def demo(
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report
-    from bcistream.data.loader import find_subject_files, load_recording
+    from bcistream.data.loader import load_recording
+    from bcistream.training.datasets import plan_data
     from bcistream.training.registry import load_model
+    from bcistream.training.train import model_name_for
 
     if transport not in ("lsl", "kafka"):
         raise BcistreamError(f"--transport must be lsl or kafka, got {transport!r}")
@@ -81,25 +88,29 @@ def demo(
     stamp = time.strftime("%Y%m%d-%H%M%S")
     report = cfg.home / "demo" / stamp
     report.mkdir(parents=True, exist_ok=True)
-    if data is None:
-        folder = _synthetic(cfg.data_dir / f"synthetic-seed{seed}-{trials_per_class}", seed,
-                            trials_per_class)
-        subject = 1
-    else:
-        folder = data
-    files = find_subject_files(folder, subject)
-    if "E" not in files:
-        raise BcistreamError(f"{folder}: the demo replays the evaluation session, but there is no "
-                             f"A{subject:02d}E recording")
-    name = f"{cfg.model_name}-demo"
+    if data is None and not train:
+        data = str(_synthetic(cfg.data_dir / f"synthetic-seed{seed}-{trials_per_class}", seed,
+                              trials_per_class))
+        subject = "1"
+    spec = data_spec(data, train, test, subject)
+    plans = plan_data(spec, cfg.home / "cache" / "gcs")
+    if len(plans) != 1:
+        raise BcistreamError(f"the demo uses one subject; {spec.describe()} selects {len(plans)}")
+    tests = [src for src in plans[0].test if src.path is not None]
+    if len(tests) != 1:
+        raise BcistreamError(f"{spec.describe()}: the demo replays one test recording file, but the "
+                             f"selection has {len(plans[0].test)} (give one with --test FILE)")
+    replay_file = tests[0].path
+    base = f"{cfg.model_name}-demo"
+    name = model_name_for(base, plans[0].label)
     uri = cfg.mlflow_uri
     console.rule("1/3 train, register and promote")
-    _cli(["train", "--data", str(folder), "--subject", str(subject), "--name", name,
+    _cli(["train", *spec.argv(), *option_args(profile=profile), "--name", base,
           *[arg for item in set_ or [] for arg in ("--set", item)]])
     champion = load_model(f"models:/{name}@champion", uri)
-    evaluation = load_recording(files["E"], champion.profile)
+    evaluation = load_recording(replay_file, champion.profile)
 
-    console.rule(f"2/3 replay {files['E'].name} over {transport} at {speed:g}x and decode it live")
+    console.rule(f"2/3 replay {replay_file.name} over {transport} at {speed:g}x and decode it live")
     if transport == "lsl" and "LSLAPICFG" not in os.environ:
         # Loopback only: the demo must not multicast onto the lab network.
         cfg_path = cfg.home / "lsl_loopback.cfg"
@@ -109,8 +120,8 @@ def demo(
     decisions_path = report / "decisions.jsonl"
     broker = None
     replay_log = (report / "replay.log").open("w")
-    cmd = [sys.executable, "-m", "bcistream", "replay", str(files["E"]), "--to", transport,
-           "--name", stream, "--speed", f"{speed:g}", "--profile", cfg.profile]
+    cmd = [sys.executable, "-m", "bcistream", "replay", str(replay_file), "--to", transport,
+           "--name", stream, "--speed", f"{speed:g}", "--profile", profile or cfg.profile]
     run_args = ["run", "--model", f"models:/{name}@champion", "--to", f"jsonl:{decisions_path}",
                 "--trigger", "both", "--idle-exit", "3", "--tracking-uri", uri,
                 "--duration", f"{evaluation.duration / speed + 120:.0f}"]
@@ -150,6 +161,7 @@ def demo(
     write_report(report, summary, decisions, list(champion.profile.class_names), champion.profile.sfreq)
     table = Table("measure", "value", title=f"bcistream demo — report in {report}")
     table.add_row("model version", f"{name} v{summary.model_version} (champion)")
+    table.add_row("cues decided live", f"{summary.cues_decided} of {summary.cues_expected}")
     table.add_row("online accuracy (cue-locked, live)", f"{summary.online_accuracy:.4f}")
     table.add_row("offline accuracy (same trials)", f"{summary.offline_accuracy:.4f}")
     table.add_row("online = offline labels", f"{summary.agreement:.1%} of {summary.cue_trials} trials")
@@ -158,9 +170,15 @@ def demo(
     table.add_row("decisions per second", f"{summary.decisions_per_s:.1f} ({summary.decisions} in all)")
     console.print(table)
     # Plain lines too, for logs and for the fresh-machine check.
-    console.print(f"online accuracy {summary.online_accuracy:.4f}; offline accuracy "
+    console.print(f"cues decided {summary.cues_decided}/{summary.cues_expected}; "
+                  f"online accuracy {summary.online_accuracy:.4f}; offline accuracy "
                   f"{summary.offline_accuracy:.4f}; latency p99 {summary.latency_p99_ms:.2f} ms; "
                   f"model version {summary.model_version}", soft_wrap=True)
+    if summary.cues_decided < summary.cues_expected:
+        raise BcistreamError(
+            f"only {summary.cues_decided} of {summary.cues_expected} cues of {replay_file.name} were "
+            f"decided live: {summary.cues_expected - summary.cues_decided} cue(s) lost; see the run's "
+            f"events above and {report}")
     if summary.misaligned_cues or summary.agreement < 1.0:
         raise BcistreamError(
             f"online and offline decisions disagree ({summary.agreement:.1%} agreement, "

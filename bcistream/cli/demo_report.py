@@ -34,6 +34,8 @@ class DemoSummary:
     latency_p99_ms: float
     decisions_per_s: float
     misaligned_cues: int
+    cues_expected: int = 0  #: cues of the replayed recording whose window fits in it
+    cues_decided: int = 0  #: of those, how many got a live cue-locked decision
 
 
 def read_decisions(path: Path) -> list[Decision]:
@@ -72,6 +74,10 @@ def summarize(decisions: list[Decision], pipe: Pipeline, rec: Recording, version
         offline, _ = decode_filtered(pipe, X)
     else:
         offline = np.array([])
+    prof = rec.profile
+    ends = {c.sample + prof.offset_samples + prof.window_samples for c in rec.cues}
+    ends = {e for e in ends if e <= rec.n_samples}
+    decided_ends = {d.window_end for d in decisions if d.trigger == "cue"} & ends
     lat = np.array([d.latency_ms for d in decisions]) if decisions else np.array([np.nan])
     decided = np.array([d.decided for d in decisions]) if decisions else np.array([0.0])
     span = float(decided.max() - decided.min()) if len(decided) > 1 else 0.0
@@ -86,6 +92,8 @@ def summarize(decisions: list[Decision], pipe: Pipeline, rec: Recording, version
         latency_p99_ms=float(np.percentile(lat, 99)),
         decisions_per_s=len(decisions) / span if span > 0 else float("nan"),
         misaligned_cues=n_cue - len(trials),
+        cues_expected=len(ends),
+        cues_decided=len(decided_ends),
     )
 
 

@@ -48,10 +48,13 @@ def retrain(
     since: Annotated[str | None, typer.Option(help="Only trials recorded since (unix s / ISO).")] = None,
     min_new_trials: Annotated[int, typer.Option(min=1, help="Fewest new trials to train at all.")] = 20,
     every: Annotated[str | None, typer.Option(help="Run on a schedule (90s, 15m, 1h) until stopped.")] = None,
-    data: Annotated[str | None, typer.Option("--data", help="Base dataset folder or gs:// (with --subject).")
-                    ] = None,
-    subject: Annotated[int | None, typer.Option(min=1, max=99, help="Subject whose session T is base data.")
-                       ] = None,
+    data: Annotated[str | None, typer.Option("--data", help="Base data: a 2a folder, BIDS tree, gs:// or "
+                                                            "moabb:NAME (with --subject).")] = None,
+    train: Annotated[list[str] | None, typer.Option("--train", help="Base data as files or globs (runs "
+                                                                    "joined), or sessions (ses-T).")] = None,
+    subject: Annotated[str | None, typer.Option(help="Subject whose training data is base data.")] = None,
+    allow_warnings: Annotated[bool, typer.Option("--allow-warnings", help="Read files their reader "
+                                                                          "warns about.")] = False,
     store: Annotated[str | None, typer.Option(help="Store of recorded trials (default: settings).")] = None,
     holdout_fraction: Annotated[float, typer.Option(help="Most recent share of trials held out.")] = 0.3,
     name: Annotated[str | None, typer.Option("--name", help="Registered model name (default: settings).")
@@ -91,8 +94,10 @@ def retrain(
     from bcistream.training.retrain import RetrainConfig, RetrainMetrics, retrain_loop
     from bcistream.training.retrain import retrain as run_retrain
 
-    if (data is None) != (subject is None):
-        raise BcistreamError("--data and --subject go together (the subject's session T is base data)")
+    if data is not None and subject is None and not train:
+        raise BcistreamError("--data needs --subject (the subject's training data is base data) or --train")
+    if subject is not None and data is None:
+        raise BcistreamError("--subject needs --data (where the subject's recordings are)")
     s = settings()
     config = RetrainConfig(
         tracking_uri=s.mlflow_uri, name=name or s.model_name, store_url=store or s.store_url,
@@ -101,11 +106,14 @@ def retrain(
         params=parse_overrides(set_) or None, cache_dir=s.home / "cache" / "gcs",
     )
     base = []
-    if data is not None:
-        from bcistream.training.datasets import load_subject, resolve_data
+    if data is not None or train:
+        from bcistream.cli.data_options import data_spec, load_selected
+        from bcistream.training.datasets import data_profile
 
-        folder = resolve_data(data, cache_dir=s.home / "cache" / "gcs")
-        base.append(load_subject(folder, subject, profile or s.profile).train)
+        spec = data_spec(data, train, None, subject or "all", allow_warnings)
+        moabb = bool(data and data.startswith("moabb:"))
+        prof = data_profile(spec, profile if (profile or moabb) else s.profile)
+        base += [d.train for d in load_selected(spec, prof, s)]
     publisher = None
     if notify:
         from bcistream.streamer.model_updates import ModelUpdatePublisher

@@ -150,14 +150,15 @@ def run(
                                                     "('' for none).")] = "model-updates",
 ) -> None:
     """Decode live streams: a source, the engine, decision sinks, a live view and /metrics."""
-    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+    from prometheus_client import CollectorRegistry, start_http_server
     from rich.live import Live
 
     from bcistream.cli.closed_loop import setup_closed_loop
     from bcistream.cli.stream_view import LiveStats
     from bcistream.realtime.engine import Engine, EngineConfig
     from bcistream.realtime.loop import run_loop
-    from bcistream.realtime.metrics import EngineMetrics
+    from bcistream.realtime.metrics import EngineMetrics, source_metrics
+    from bcistream.realtime.monitor import RunMonitor
     from bcistream.streamer.endpoints import TransportOptions, open_sink, open_source, split_spec
     from bcistream.streamer.kafka_config import parse_kafka_opts
     from bcistream.streamer.sinks import FilteredSink
@@ -203,11 +204,8 @@ def run(
             kafka_config=opts.kafka_config, updates_topic=updates_topic, say=err_console.print)
         src = closed.wrap_source(src)
         sinks.extend(closed.sinks())
-        src_stats = getattr(src, "stats", None)
-        for attr in ("gaps", "gap_samples", "dead_letters"):
-            if src_stats is not None and hasattr(src_stats, attr):
-                Gauge(f"bcistream_source_{attr}", f"Source {attr.replace('_', ' ')} so far",
-                      registry=registry).set_function(lambda a=attr: getattr(src_stats, a))
+        source_metrics(registry, src)
+        monitor = RunMonitor()
         server = None
         if metrics_port is not None:
             server, _ = start_http_server(metrics_port, addr=metrics_host, registry=registry)
@@ -217,8 +215,8 @@ def run(
 
         def extra() -> dict[str, object]:
             st = engine.stats()
-            return {"streams": st["streams"], "gaps": st["gaps"],
-                    "dead letters": getattr(src_stats, "dead_letters", 0)}
+            return {"streams": st["streams"], "coverage": monitor.coverage.line(),
+                    "events": monitor.events_line().removeprefix("events: ")}
 
         show = err_console.is_terminal if view is None else view
         display = Live(live.table(engine.version, extra), console=err_console, refresh_per_second=4,
@@ -243,14 +241,15 @@ def run(
                 stop.set()
 
         with _stop_on_signals(stop), (display if display is not None else nullcontext()):
-            run_loop(engine, src, sinks, stop, on_tick, metrics=metrics)
+            run_loop(engine, src, sinks, stop, on_tick, metrics=metrics, monitor=monitor)
         if server is not None:
             server.shutdown()
         p50, p99 = live.latency_ms()
         acc = live.accuracy()
         err_console.print(f"{live.total} decisions from {len(live.streams)} stream(s); latency p50 "
-                          f"{p50:.2f} ms, p99 {p99:.2f} ms; gaps {engine.stats()['gaps']}"
-                          + ("" if acc is None else f"; cue accuracy {acc:.1%}"))
+                          f"{p50:.2f} ms, p99 {p99:.2f} ms; {monitor.coverage.line()}; "
+                          f"{monitor.events_line()}" + ("" if acc is None else f"; cue accuracy {acc:.1%}"),
+                          soft_wrap=True)
     finally:
         if closed is not None:
             closed.close()

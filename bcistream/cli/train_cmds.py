@@ -8,7 +8,18 @@ import typer
 from rich.table import Table
 
 from bcistream.cli.app import app
-from bcistream.cli.common import console, parse_subjects, progress_bar, settings
+from bcistream.cli.common import console, progress_bar, settings
+from bcistream.cli.data_options import (
+    AllowWarningsOpt,
+    DataOpt,
+    ProfileOpt,
+    SubjectOpt,
+    TestOpt,
+    TrainOpt,
+    data_spec,
+    load_selected,
+    option_args,
+)
 from bcistream.errors import BcistreamError
 
 
@@ -18,10 +29,9 @@ def _quiet_mlflow() -> None:
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
-DataOpt = Annotated[str, typer.Option("--data", envvar="BCISTREAM_DATA_URL",
-                                      help="Dataset folder or gs://bucket/prefix (A0xT/A0xE files).")]
-ProfileOpt = Annotated[str | None, typer.Option(help="Profile name or TOML file.")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="Registered model name (default: settings).")]
+NameOpt = Annotated[str | None, typer.Option(
+    "--name", help="Base of registered names: each model is NAME-LABEL, e.g. bcistream-A01.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Pipeline parameter key=value.")]
 MarginOpt = Annotated[float, typer.Option(min=0.0, help="Challenger must beat the champion by this much.")]
 MinTrialsOpt = Annotated[int, typer.Option(min=1, help="Fewest held-out trials to compare on.")]
 MetricOpt = Annotated[str, typer.Option(help="accuracy or kappa.")]
@@ -34,13 +44,11 @@ def _optuna_storage(s, storage: str | None) -> str:
     return f"sqlite:///{(s.home / 'optuna.db').resolve()}"
 
 
-def _load(data: str, subject: str, profile: str | None, s, jobs: int = 1):
-    from bcistream.training.datasets import load_subjects, resolve_data
+def _profile(spec, profile: str | None, s):
+    from bcistream.training.datasets import data_profile
 
-    folder = resolve_data(data, cache_dir=s.home / "cache" / "gcs")
-    subjects = parse_subjects(subject, folder)
-    with progress_bar("loading", total=len(subjects)) as advance:
-        return load_subjects(folder, subjects, profile, n_jobs=jobs, progress=advance)
+    moabb = bool(spec.data and str(spec.data).startswith("moabb:"))
+    return data_profile(spec, profile if (profile or moabb) else s.profile)
 
 
 def _promote_and_print(heldout, *, tracking_uri: str, name: str, margin: float, min_trials: int,
@@ -56,10 +64,12 @@ def _promote_and_print(heldout, *, tracking_uri: str, name: str, margin: float, 
 
 @app.command()
 def train(
-    data: DataOpt,
-    subject: Annotated[str, typer.Option(help="Subject number, comma list, or 'all'.")] = "all",
+    data: DataOpt = None,
+    train_files: TrainOpt = None,
+    test_files: TestOpt = None,
+    subject: SubjectOpt = "all",
     profile: ProfileOpt = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Pipeline parameter key=value.")] = None,
+    set_: SetOpt = None,
     pooled: Annotated[bool, typer.Option(help="One model over all subjects' T sessions.")] = False,
     no_promote: Annotated[bool, typer.Option("--no-promote", help="Register only; skip the gate.")] = False,
     from_study: Annotated[str | None, typer.Option(help="Start from a study's best parameters.")] = None,
@@ -70,12 +80,14 @@ def train(
     min_trials: MinTrialsOpt = 20,
     metric: MetricOpt = "accuracy",
     jobs: Annotated[int, typer.Option(min=1, help="Processes loading and fitting subjects in parallel.")] = 1,
+    allow_warnings: AllowWarningsOpt = False,
 ) -> None:
-    """Fit per subject (or pooled), evaluate T->E, log to MLflow/W&B, register a challenger, then gate it.
+    """Fit per subject (or pooled), evaluate train→test, log to MLflow/W&B, register a challenger, gate it.
 
-    A single model is registered as NAME; several per-subject models as NAME-A01, NAME-A02, ...
+    Every model is registered as NAME-LABEL: NAME-A01 (2a subject 1), NAME-sub-01 (BIDS),
+    NAME-S001 (explicit files S001R*.edf), NAME-pooled (--pooled).
     """
-    from bcistream.training.params import parse_overrides, pipeline_params
+    from bcistream.training.params import parse_overrides, pipeline_params, resolve_params
     from bcistream.training.report import append_promotion
     from bcistream.training.tracking import wandb_mode
     from bcistream.training.train import TrainConfig, train_models
@@ -83,13 +95,15 @@ def train(
 
     _quiet_mlflow()
     s = settings()
+    spec = data_spec(data, train_files, test_files, subject, allow_warnings)
     overrides = parse_overrides(set_)
-    base = best_params(from_study, _optuna_storage(s, storage)) if from_study else None
-    params = pipeline_params(base, overrides)
+    prof = _profile(spec, profile, s)
+    base = best_params(from_study, _optuna_storage(s, storage), profile=prof) if from_study else None
+    params = resolve_params(pipeline_params(base, overrides), prof)
     config = TrainConfig(tracking_uri=s.mlflow_uri, model_name=name or s.model_name, runs_dir=s.runs_dir,
-                         wandb_mode=wandb_mode(s.wandb_mode), folds=folds, data_url=str(data),
+                         wandb_mode=wandb_mode(s.wandb_mode), folds=folds, data_url=spec.describe(),
                          artifacts=s.mlflow_artifacts)
-    loaded = _load(data, subject, profile, s, jobs)
+    loaded = load_selected(spec, prof, s, jobs)
     n_models = 1 if pooled else len(loaded)
     with progress_bar("training", total=n_models) as advance:
         outcome = train_models(loaded, params, config, pooled=pooled, progress=advance, n_jobs=jobs)
@@ -102,6 +116,8 @@ def train(
                       "—" if r.kappa is None else f"{r.kappa:.3f}",
                       f"{r.cv_mean:.3f} ± {r.cv_std:.3f}", f"{r.n_train}/{r.n_test}", f"{m.seconds:.1f}")
     console.print(table)
+    for m in outcome.models:
+        console.print(f"registered {m.name} v{m.version} (challenger)", soft_wrap=True)
     console.print(f"report: {outcome.report}")
     if outcome.wandb_dir is not None:
         console.print(f"W&B run: {outcome.wandb_dir}")
@@ -119,74 +135,104 @@ def train(
 
 @app.command()
 def promote(
-    data: DataOpt,
-    subject: Annotated[str, typer.Option(help="Subjects whose E sessions are the held-out data.")] = "all",
+    data: DataOpt = None,
+    train_files: TrainOpt = None,
+    test_files: TestOpt = None,
+    subject: SubjectOpt = "all",
     profile: ProfileOpt = None,
     name: NameOpt = None,
     challenger: Annotated[str | None, typer.Option(help="Version to judge (default: challenger).")] = None,
     margin: MarginOpt = 0.02,
     min_trials: MinTrialsOpt = 20,
     metric: MetricOpt = "accuracy",
+    allow_warnings: AllowWarningsOpt = False,
 ) -> None:
-    """Re-score champion and challenger on the same held-out E sessions; move 'champion' if it wins."""
+    """Re-score champion and challenger of each selected subject on its test data; move 'champion'
+    if the challenger wins. Judges NAME-LABEL, the model `train` registered for that data."""
+    from bcistream.training.train import model_name_for
+
     _quiet_mlflow()
     s = settings()
-    loaded = _load(data, subject, profile, s)
-    heldout = [d.evaluation for d in loaded if d.evaluation is not None]
-    if not heldout:
-        raise BcistreamError(f"{data}: no labelled evaluation session (A0xE + A0xE.mat) to judge on")
-    decision = _promote_and_print(heldout, tracking_uri=s.mlflow_uri, name=name or s.model_name,
-                                  margin=margin, min_trials=min_trials, metric=metric, challenger=challenger)
-    if not decision.promoted:
+    spec = data_spec(data, train_files, test_files, subject, allow_warnings)
+    loaded = load_selected(spec, _profile(spec, profile, s), s)
+    judged = [d for d in loaded if d.evaluation is not None]
+    if not judged:
+        raise BcistreamError(f"{spec.describe()}: no labelled test data (A0xE + A0xE.mat, --test, "
+                             "a test session) to judge on")
+    if challenger is not None and len(judged) > 1:
+        raise BcistreamError("--challenger names one version: select one subject with --subject")
+    promoted = True
+    for d in judged:
+        decision = _promote_and_print([d.evaluation], tracking_uri=s.mlflow_uri,
+                                      name=model_name_for(name or s.model_name, d.label), margin=margin,
+                                      min_trials=min_trials, metric=metric, challenger=challenger)
+        promoted = promoted and decision.promoted
+    if not promoted:
         raise typer.Exit(1)
 
 
 @app.command()
 def tune(
-    data: DataOpt,
+    data: DataOpt = None,
+    train_files: TrainOpt = None,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trials to add to the study.")] = 20,
-    subject: Annotated[int, typer.Option(min=1, max=99, help="Subject whose T session is searched.")] = 1,
+    subject: Annotated[str, typer.Option(help="The one subject whose training data is searched.")] = "1",
     engine: Annotated[str, typer.Option(help="optuna (default) or wandb (sweeps; online only).")] = "optuna",
     storage: Annotated[str | None, typer.Option(help="Optuna RDB URL (default sqlite in home).")] = None,
-    study: Annotated[str | None, typer.Option(help="Study name (default NAME-A0x).")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default tune-LABEL-PROFILE-DATA, keyed "
+                                                    "by profile and data fingerprint).")] = None,
     profile: ProfileOpt = None,
-    folds: Annotated[int, typer.Option(min=2, help="CV folds on session T.")] = 5,
+    set_: SetOpt = None,
+    folds: Annotated[int, typer.Option(min=2, help="CV folds on the training data.")] = 5,
     seed: Annotated[int | None, typer.Option(help="Sampler seed.")] = None,
     track: Annotated[bool, typer.Option(help="Log each trial as a nested MLflow run.")] = True,
-    set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="decoder=NAME: search only that decoder's parameters.")] = None,
+    allow_warnings: AllowWarningsOpt = False,
     decoders: Annotated[str, typer.Option(help="Comma list of decoders searched, or 'all'.")] = "all",
     nested: Annotated[int, typer.Option(
         min=0, help="Also estimate the tuned accuracy by nested CV with this many outer folds.")] = 0,
 ) -> None:
-    """Search decoders and their parameters by CV on session T only; resumable; best -> train --from-study.
+    """Search decoders and their parameters by CV on the training data only; resumable; best -> train
+    --from-study.
 
-    The best CV of a search is optimistic (the best of many noisy estimates); ``--nested K`` also
-    reports the honest nested-CV estimate (the search rerun inside each of K outer folds of T).
+    ``--set`` fixes parameters (they are not searched; ``--set decoder=NAME`` searches one decoder).
+    A study belongs to one profile and one data fingerprint: adding trials from other data or
+    another profile is refused. The best CV of a search is optimistic (the best of many noisy
+    estimates); ``--nested K`` also reports the honest nested-CV estimate (the search rerun inside
+    each of K outer folds of the training data).
     """
     import optuna
 
     from bcistream.decoders import DECODERS
-    from bcistream.training.params import parse_overrides
+    from bcistream.training.datasets import fingerprint_digest
+    from bcistream.training.params import parse_overrides, pipeline_params, resolve_params
     from bcistream.training.tracking import wandb_mode
-    from bcistream.training.tuning import nested_cv, tune_optuna, tune_wandb
+    from bcistream.training.tuning import default_study_name, nested_cv, tune_optuna, tune_wandb
 
     if engine not in ("optuna", "wandb"):
         raise BcistreamError(f"--engine must be 'optuna' or 'wandb', got '{engine}'")
-    overrides = parse_overrides(set_)
-    if set(overrides) - {"decoder"}:
-        raise BcistreamError("tune searches the parameters: --set takes only decoder=NAME here")
+    if "," in subject or subject == "all":
+        raise BcistreamError(f"--subject: tune searches one subject's data, got '{subject}'")
+    _quiet_mlflow()
+    s = settings()
+    spec = data_spec(data, train_files, None, subject, allow_warnings)
+    fixed = parse_overrides(set_)
+    prof = _profile(spec, profile, s)
     names = list(DECODERS) if decoders == "all" else [d.strip() for d in decoders.split(",") if d.strip()]
-    if "decoder" in overrides:
-        names = [overrides["decoder"]]
     unknown = [d for d in names if d not in DECODERS]
     if unknown or not names:
         raise BcistreamError(f"--decoders: unknown decoder {', '.join(unknown) or '(none)'} "
                              f"(known: {', '.join(DECODERS)})")
-    _quiet_mlflow()
-    s = settings()
-    loaded = _load(data, str(subject), profile, s)[0]
-    name = study or f"{s.model_name}-A{subject:02d}"
+    if "decoder" in fixed:
+        names = [fixed["decoder"]]
+    # Only decoders that take every fixed parameter are searched.
+    names = [d for d in names if set(fixed) - {"decoder"} <= set(DECODERS[d].defaults)]
+    if not names:
+        raise BcistreamError(f"--set {', '.join(sorted(fixed))}: no searched decoder takes all of them")
+    for d in names:
+        resolve_params(pipeline_params(None, {**fixed, "decoder": d}), prof)
+    loaded = load_selected(spec, prof, s)[0]
+    digest = fingerprint_digest(list(loaded.prints))
+    name = study or default_study_name(loaded.label, prof, digest)
     if engine == "wandb":
         sid = tune_wandb(loaded.train, n_trials=trials, project="bcistream", mode=wandb_mode(s.wandb_mode),
                          folds=folds, decoder=names[0])
@@ -197,40 +243,55 @@ def tune(
     with progress_bar("tuning", total=trials) as advance:
         res = tune_optuna(loaded.train, n_trials=trials, study=name, storage=url, folds=folds,
                           tracking_uri=s.mlflow_uri if track else None, seed=seed, progress=advance,
-                          artifacts=s.mlflow_artifacts, decoders=names)
+                          artifacts=s.mlflow_artifacts, fixed=fixed, data_digest=digest, decoders=names)
     console.print(f"study '{res.study}' ({res.storage}): {res.n_trials_total} trials "
                   f"({res.n_trials_run} new); best CV {res.best_value:.3f} (optimistic: the best of "
-                  f"{res.n_trials_total} CV estimates on T)")
+                  f"{res.n_trials_total} CV estimates on the training data)")
     console.print("best: " + ", ".join(f"{k}={v}" for k, v in res.best_params.items()))
     if nested:
         import numpy as np
 
         with progress_bar("nested CV", total=nested) as advance:
             est = nested_cv(loaded.train, n_trials=trials, decoders=names, folds=folds, outer=nested,
-                            seed=seed or 0)
+                            seed=seed or 0, fixed=fixed)
             advance(f"{nested} outer folds")
         picks = ", ".join(p["decoder"] for p in est.chosen)
-        console.print(f"nested CV on T ({nested} outer folds, {trials} trials each): "
+        console.print(f"nested CV on the training data ({nested} outer folds, {trials} trials each): "
                       f"{est.mean:.3f} ± {np.std(est.scores):.3f} — the honest estimate of this "
                       f"tuning procedure (outer folds chose: {picks})")
-    console.print(f"next: bcistream train --data {data} --subject {subject} --from-study {res.study}"
-                  + (f" --storage {storage}" if storage else ""))
+    nxt = ["bcistream", "train", *spec.argv()]
+    if subject != "all" and "--subject" not in nxt:
+        nxt += ["--subject", subject]
+    nxt += option_args(profile=profile, from_study=res.study, storage=storage,
+                       folds=folds if folds != 5 else None)
+    import shlex
+
+    console.print("next: " + shlex.join(nxt), soft_wrap=True)
 
 
 @app.command()
 def models(
-    name: NameOpt = None,
+    name: Annotated[str | None, typer.Option("--name", help="A registered name (bcistream-A01), or a base: "
+                                                            "every NAME-LABEL model (default: settings).")
+                    ] = None,
 ) -> None:
     """Registered versions with aliases, metrics and promotion decisions (who is champion and why)."""
-    from bcistream.training.registry import model_versions
+    from bcistream.training.registry import client, model_versions
 
     s = settings()
-    model = name or s.model_name
-    rows = model_versions(s.mlflow_uri, model)
-    if not rows:
-        raise BcistreamError(f"no registered model '{model}' in {s.mlflow_uri}")
-    table = Table("version", "aliases", "created", "decoder", "acc", "kappa", "CV", "decision",
-                  "why", title=f"Model '{model}' ({s.mlflow_uri})")
+    base = name or s.model_name
+    rows = model_versions(s.mlflow_uri, base)
+    names = [base] if rows else sorted(
+        m.name for m in client(s.mlflow_uri).search_registered_models(f"name LIKE '{base}-%'"))
+    if not names:
+        raise BcistreamError(f"no registered model '{base}' or '{base}-LABEL' in {s.mlflow_uri}")
+    for model in names:
+        _show_model(model, rows if model == base else model_versions(s.mlflow_uri, model), s.mlflow_uri)
+
+
+def _show_model(model: str, rows: list, uri: str) -> None:
+    table = Table("version", "aliases", "created", "decoder", "acc", "kappa", "CV", "decision", "why",
+                  title=f"Model '{model}' ({uri})")
     champion = None
     for row in rows:
         tags = row["tags"]
@@ -238,16 +299,15 @@ def models(
             champion = row
         table.add_row(row["version"], ",".join(row["aliases"]), row["created"],
                       # Versions registered before decoders were pluggable are all csp-svm.
-                      tags.get("decoder", "csp-svm"),
-                      tags.get("metric.accuracy", "—"), tags.get("metric.kappa", "—"),
+                      tags.get("decoder", "csp-svm"), tags.get("metric.accuracy", "—"),
+                      tags.get("metric.kappa", "—"),
                       tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
                       tags.get("promotion.verdict", ""))
     console.print(table)
     for row in rows:  # parameters below the table: too long for a column
-        tags = row["tags"]
-        if "decoder.params" in tags:
-            console.print(f"v{row['version']} {tags.get('decoder', 'csp-svm')}: {tags['decoder.params']}",
-                          soft_wrap=True)
+        if "decoder.params" in row["tags"]:
+            console.print(f"v{row['version']} {row['tags'].get('decoder', 'csp-svm')}: "
+                          f"{row['tags']['decoder.params']}", soft_wrap=True)
     if champion is None:
         console.print("no champion yet")
     else:

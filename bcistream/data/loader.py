@@ -16,43 +16,139 @@ from pathlib import Path
 import numpy as np
 
 from bcistream.data.profiles import Profile, load_profile
+from bcistream.data.quality import check_signal
 from bcistream.data.recording import Cue, Recording
 from bcistream.errors import DataError
 
 __all__ = [
     "RECORDING_SUFFIXES",
+    "check_warnings",
+    "file_channel_names",
+    "file_units",
     "find_subject_files",
     "list_subjects",
     "load_recording",
     "read_labels_mat",
     "read_raw",
+    "read_raw_notes",
     "recording_from_raw",
 ]
 
 log = logging.getLogger(__name__)
 
-RECORDING_SUFFIXES = (".gdf", ".edf", ".bdf", ".fif", ".fif.gz")
+RECORDING_SUFFIXES = (".gdf", ".edf", ".bdf", ".fif", ".fif.gz", ".xdf")
 
 
-def read_raw(path: str | Path):
-    """Read any MNE-readable recording; `DataError` with a one-line reason when it cannot."""
+#: Reader warnings that say nothing about the data being wrong (MNE numbers duplicate labels).
+BENIGN_WARNINGS = (re.compile(r"Channel names are not unique"),
+                   re.compile(r"does not conform to MNE naming conventions"))
+
+
+def _reader_name(path: Path) -> str:
+    return "pyxdf" if path.suffix.lower() == ".xdf" else "MNE"
+
+
+def check_warnings(path: Path, messages: list[str], allow_warnings: bool) -> tuple[str, ...]:
+    """Refuse a file its reader warned about (e.g. a record count that does not match the size).
+
+    Returns the warnings kept as notes (benign ones, or all when ``allow_warnings``); raises
+    `DataError` naming the file and the first warning otherwise.
+    """
+    serious = [m for m in messages if not any(p.search(m) for p in BENIGN_WARNINGS)]
+    if serious and not allow_warnings:
+        more = f" (+{len(serious) - 1} more)" if len(serious) > 1 else ""
+        raise DataError(f"{path}: {_reader_name(path)} warns: {serious[0]}{more}; the file may be "
+                        "truncated or damaged (pass --allow-warnings to read it anyway)")
+    return tuple(dict.fromkeys(serious))
+
+
+def _mne_read(path: Path, include: list[str] | None, preload: bool):
     import mne
 
+    kwargs = {"include": include} if include is not None else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = mne.io.read_raw(path, preload=preload, verbose="warning", **kwargs)
+    messages = [str(w.message).strip().splitlines()[0] for w in caught
+                if issubclass(w.category, RuntimeWarning | UserWarning) and str(w.message).strip()]
+    return raw, messages
+
+
+def _rates_of(raw) -> dict[str, float] | None:
+    # EDF/BDF/GDF keep each channel's samples per record; MNE resamples all to the highest rate.
+    extras = getattr(raw, "_raw_extras", [None])[0] or {}
+    n_samps, sel = extras.get("n_samps"), extras.get("sel")
+    record = extras.get("record_length")
+    if n_samps is None or sel is None or record is None:
+        return None
+    length = float(np.atleast_1d(record)[0])
+    if length <= 0:
+        return None
+    return {name: float(n_samps[i]) / length for name, i in zip(raw.ch_names, sel, strict=False)}
+
+
+def read_raw(path: str | Path, *, channels: tuple[str, ...] | list[str] | None = None,
+             allow_warnings: bool = False):
+    """`read_raw_notes` without the notes: the preloaded ``mne.io.BaseRaw``."""
+    return read_raw_notes(path, channels=channels, allow_warnings=allow_warnings)[0]
+
+
+def read_raw_notes(path: str | Path, *, channels: tuple[str, ...] | list[str] | None = None,
+                   allow_warnings: bool = False):
+    """Read any MNE-readable recording; `DataError` with a one-line reason when it cannot.
+
+    Parameters
+    ----------
+    path : str or Path
+    channels : sequence of str, optional
+        The channels wanted (names as in the file). Where the reader can (EDF, BDF, GDF) only these
+        are read, so auxiliary channels at other rates do not resample the EEG; a file whose wanted
+        channels themselves mix rates is refused.
+    allow_warnings : bool
+        Keep reading when MNE warns about the file (e.g. a header record count that does not match
+        the file size: a truncated file). By default such a warning is an error.
+
+    Returns
+    -------
+    raw : mne.io.BaseRaw
+        Preloaded.
+    notes : tuple of str
+        The reader's warnings that were allowed (empty unless ``allow_warnings``).
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a recording file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            raw = mne.io.read_raw(path, preload=True, verbose="error")
+        raw, messages = _mne_read(path, None, preload=channels is None)
+        if channels is not None:
+            wanted = [ch for ch in channels if ch in raw.ch_names]
+            subset = None
+            if path.suffix.lower() in (".edf", ".bdf", ".gdf") and wanted and len(wanted) < len(raw.ch_names):
+                subset, sub_messages = _mne_read(path, wanted, preload=True)
+                # GDF matches `include` before numbering duplicate labels: use it only if it worked.
+                if sorted(subset.ch_names) != sorted(wanted):
+                    subset = None
+                else:
+                    messages = sub_messages
+            raw = subset if subset is not None else raw.load_data(verbose="error")
+    except DataError:
+        raise
     except Exception as exc:  # MNE raises many types for unreadable/truncated files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: MNE cannot read this file ({reason})") from None
+    notes = check_warnings(path, messages, allow_warnings)
     if raw.n_times == 0:
         raise DataError(f"{path}: the recording holds no samples")
-    return raw
+    if channels is not None:
+        rates = _rates_of(raw)
+        picked = {ch: r for ch, r in (rates or {}).items() if ch in channels}
+        if len(set(picked.values())) > 1:
+            shown = ", ".join(f"{ch} {r:g} Hz" for ch, r in list(picked.items())[:6])
+            raise DataError(f"{path}: the file mixes sampling rates among the wanted channels ({shown}); "
+                            "MNE would resample them all to the highest rate")
+    return raw, notes
 
 
 def read_labels_mat(path: Path, profile: Profile) -> list[str]:
@@ -101,15 +197,16 @@ def _cues_from_annotations(raw, profile: Profile) -> tuple[list[int], list, list
     shift = raw.first_samp if raw.annotations.orig_time is not None else 0
     samples = np.round(np.asarray(raw.annotations.onset) * sfreq).astype(int) - shift
     cue_samples, cue_labels, rejects = [], [], []
+    markers = profile.marker_map
     for sample, desc in zip(samples, raw.annotations.description, strict=True):
-        desc = str(desc)
-        if desc in profile.classes:
+        meaning = markers.map(str(desc))
+        if meaning.kind == "class":
             cue_samples.append(int(sample))
-            cue_labels.append(profile.classes[desc])
-        elif profile.unknown_cue is not None and desc == profile.unknown_cue:
+            cue_labels.append(meaning.label)
+        elif meaning.kind == "unknown-cue":
             cue_samples.append(int(sample))
             cue_labels.append(None)
-        elif profile.reject_marker is not None and desc == profile.reject_marker:
+        elif meaning.kind == "reject":
             rejects.append(int(sample))
     order = np.argsort(cue_samples, kind="stable")
     return [cue_samples[i] for i in order], [cue_labels[i] for i in order], rejects
@@ -126,23 +223,76 @@ def _rejected_flags(cue_samples: list[int], rejects: list[int], lookahead: int) 
     return flags
 
 
+def file_units(raw) -> dict[str, str]:
+    """Channel -> unit the file declares, as MNE reports it (MNE has scaled those to volts).
+
+    EDF/BDF/BrainVision headers give a physical dimension per channel (``raw._orig_units``); FIF
+    stores SI units by format. Other readers (and empty dimensions) declare nothing.
+    """
+    orig = getattr(raw, "_orig_units", None) or {}
+    out = {ch: str(u) for ch, u in orig.items() if str(u).strip()}
+    if not out and any(str(f).lower().endswith((".fif", ".fif.gz")) for f in (raw.filenames or ()) if f):
+        out = {ch: "V" for ch in raw.ch_names}
+    return out
+
+
+def _in_volts(data: np.ndarray, prof: Profile, declared: dict[str, str], source: str) -> np.ndarray:
+    """Apply the input contract: declared voltage units pass (already scaled), others are scaled
+    by the profile's ``units`` or must be plausible as volts."""
+    from bcistream.data.contract import UnitError, require_plausible_volts, volts_per_unit
+
+    wrong = []
+    for ch in prof.channels:
+        if ch in declared:
+            try:
+                volts_per_unit(declared[ch])
+            except UnitError:
+                wrong.append(f"{ch} ({declared[ch]})")
+    if wrong:
+        raise UnitError(f"{source}: channel(s) {', '.join(wrong[:6])} declare a unit that is not a "
+                        "voltage; the profile's channels must be EEG")
+    undeclared = [i for i, ch in enumerate(prof.channels) if ch not in declared]
+    if not undeclared:
+        return data
+    if prof.units is not None:
+        data = data.copy()
+        data[undeclared] *= prof.volts_per_unit
+        return data
+    require_plausible_volts(data[undeclared], source,
+                            'the file declares no unit: add units = "microvolts" (or V, mV, nV) '
+                            "to the profile")
+    return data
+
+
+def file_channel_names(profile: Profile) -> list[str]:
+    """Names under which the profile's channels may appear in a file (``rename`` keys and names)."""
+    names = [src for src, dst in profile.rename.items() if dst in profile.channels]
+    return list(dict.fromkeys([*names, *profile.channels]))
+
+
 def load_recording(
     path: str | Path,
     profile: Profile | str | None = None,
     *,
     labels: str | Path | None = None,
+    allow_warnings: bool = False,
+    stream: str | None = None,
 ) -> Recording:
-    """Load a recording (GDF/EDF/BDF/FIF or anything MNE reads) into the profile's layout.
+    """Load a recording (GDF/EDF/BDF/FIF/XDF or anything MNE reads) into the profile's layout.
 
     Parameters
     ----------
     path : str or Path
-        The recording.
+        The recording. ``.xdf`` files are read by `bcistream.data.xdf` (pyxdf), others by MNE.
     profile : Profile, str or None
         Profile, built-in name or TOML path (default ``bci-iv-2a``).
     labels : str, Path or None
         A ``classlabel`` .mat file for cues of unknown class. By default ``A0xE.mat`` beside an
         ``A0xE`` recording is used when present; without it such cues stay unlabelled.
+    allow_warnings : bool
+        Read files the reader warns about (truncated headers …); their warnings become notes.
+    stream : str, optional
+        XDF only: name or type of the EEG stream (default: the one stream of type EEG).
 
     Returns
     -------
@@ -152,14 +302,24 @@ def load_recording(
     Raises
     ------
     DataError
-        Missing or unreadable file, missing channels, wrong rate, label count mismatch.
+        Missing, unreadable or truncated file, missing channels, wrong or mixed rates, label count
+        mismatch, flat or non-finite channels.
     """
     path = Path(path)
-    raw = read_raw(path)
+    prof = load_profile(profile)
+    if path.suffix.lower() == ".xdf":
+        from bcistream.data.xdf import read_xdf
+
+        content = read_xdf(path, stream=stream, allow_warnings=allow_warnings)
+        raw, notes, declared = content.raw, content.notes, content.declared_units
+    else:
+        raw, notes = read_raw_notes(path, channels=file_channel_names(prof), allow_warnings=allow_warnings)
+        declared = None
     label_file = Path(labels) if labels is not None else _labels_path_for(path)
-    unknown_labels = read_labels_mat(label_file, load_profile(profile)) if label_file else None
-    return recording_from_raw(raw, profile, unknown_labels=unknown_labels, source=str(path),
-                              labels_source=str(label_file) if label_file else None)
+    unknown_labels = read_labels_mat(label_file, prof) if label_file else None
+    return recording_from_raw(raw, prof, unknown_labels=unknown_labels, source=str(path),
+                              labels_source=str(label_file) if label_file else None, notes=notes,
+                              declared_units=declared)
 
 
 def recording_from_raw(
@@ -169,6 +329,8 @@ def recording_from_raw(
     unknown_labels: list[str] | None = None,
     source: str = "memory",
     labels_source: str | None = None,
+    notes: tuple[str, ...] = (),
+    declared_units: dict[str, str] | None = None,
 ) -> Recording:
     """Turn an MNE Raw (read from a file or made in memory) into a `Recording`.
 
@@ -184,14 +346,23 @@ def recording_from_raw(
         Where the data came from (used in messages).
     labels_source : str, optional
         Where ``unknown_labels`` came from (used in messages).
+    notes : tuple of str
+        Reader warnings the user allowed (kept on the recording).
+    declared_units : dict, optional
+        File channel name -> the unit the source declared, for samples the reader ALREADY scaled
+        to volts. Default: `file_units` (what MNE reports). Channels without a declared unit take
+        the profile's ``units``, or must be plausible as volts (`bcistream.data.contract`).
 
     Raises
     ------
     DataError
-        Missing channels, wrong rate, label count mismatch.
+        Missing channels, wrong rate, label count mismatch, flat or non-finite channels,
+        implausible undeclared units (`contract.UnitError`).
     """
     prof = load_profile(profile)
+    declared = file_units(raw) if declared_units is None else dict(declared_units)
     rename = {k: v for k, v in prof.rename.items() if k in raw.ch_names}
+    declared = {rename.get(k, k): u for k, u in declared.items()}
     if rename:
         raw.rename_channels(rename)
     missing = [ch for ch in prof.channels if ch not in raw.ch_names]
@@ -212,6 +383,8 @@ def recording_from_raw(
         # Missing stretches come out of MNE as the physical minimum in every channel at once.
         gone = np.all(np.abs(data - prof.missing_value) < 1e-12, axis=0)
         data[:, gone] = np.nan
+    check_signal(data, prof.channels, source)
+    data = _in_volts(data, prof, declared, source)
     cue_samples, cue_labels, rejects = _cues_from_annotations(raw, prof)
     flags = _rejected_flags(cue_samples, rejects, int(round(prof.reject_lookahead_s * sfreq)))
     if unknown_labels is not None:
@@ -229,7 +402,7 @@ def recording_from_raw(
     )
     if not cues:
         log.warning("%s: no cue annotations of profile '%s' found", source, prof.name)
-    return Recording(data=data, profile=prof, cues=cues, source=source)
+    return Recording(data=data, profile=prof, cues=cues, source=source, notes=tuple(notes))
 
 
 def _cache_folders() -> list[Path]:

@@ -44,12 +44,15 @@ class Recording:
         Cues in time order.
     source : str
         Where it came from (a path, URL or description).
+    notes : tuple of str
+        Reader warnings the user allowed (``--allow-warnings``), shown by ``info``.
     """
 
     data: np.ndarray
     profile: Profile
     cues: tuple[Cue, ...]
     source: str
+    notes: tuple[str, ...] = ()
 
     @property
     def sfreq(self) -> float:

@@ -69,7 +69,7 @@ def _check_channels(prof: Profile, n_components: int) -> None:
 
 
 _FILTER = {"l_freq": None, "h_freq": None, "order": 4}
-_CSP = {"n_components": 6, "log": True, "reg": None}
+_CSP = {"n_components": None, "log": True, "reg": None}  # None: min(6, channels), even
 
 
 def _csp_svm(profile: Profile, **p: Any) -> Pipeline:

@@ -14,11 +14,12 @@ from bcistream.data.profiles import Profile, load_profile
 from bcistream.errors import ProfileError
 from bcistream.pipeline.filter import CausalBandpass
 
-__all__ = ["DEFAULT_PARAMS", "csp_filters", "make_pipeline", "pipeline_profile", "power_to_features"]
+__all__ = ["DEFAULT_PARAMS", "csp_filters", "default_n_components", "make_pipeline", "pipeline_profile",
+           "power_to_features"]
 
 #: Defaults of `make_pipeline`, also the search space anchors of tuning.
 DEFAULT_PARAMS: dict[str, Any] = {
-    "n_components": 6,
+    "n_components": None,  # min(6, n_channels), even: see default_n_components
     "log": True,
     "reg": None,
     "C": 1.0,
@@ -30,10 +31,17 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+def default_n_components(n_channels: int) -> int:
+    """``min(6, n_channels)``, made even when above 1: CSP filters come in pairs (both ends of the
+    eigenvalue spectrum), so an odd count would keep one end's filter without its partner."""
+    n = min(6, int(n_channels))
+    return n - 1 if n > 1 and n % 2 else n
+
+
 def make_pipeline(
     profile: Profile | str | None = None,
     *,
-    n_components: int = 6,
+    n_components: int | None = None,
     log: bool = True,
     reg: float | str | None = None,
     C: float = 1.0,
@@ -50,8 +58,9 @@ def make_pipeline(
     ----------
     profile : Profile, str or None
         Dataset profile (default ``bci-iv-2a``); stored in the ``filter`` step.
-    n_components : int
-        CSP components, ``1 <= n_components <= n_channels``.
+    n_components : int or None
+        CSP components, ``1 <= n_components <= n_channels``; ``None`` takes
+        `default_n_components` (``min(6, n_channels)``, even).
     log : bool
         Log-power CSP features (``True``) or standardised power (``False``).
     reg : float, str or None
@@ -78,6 +87,8 @@ def make_pipeline(
         ``n_components`` outside ``1..n_channels``.
     """
     prof = load_profile(profile)
+    if n_components is None:
+        n_components = default_n_components(prof.n_channels)
     if not 1 <= int(n_components) <= prof.n_channels:
         raise ProfileError(
             f"n_components={n_components} is out of range: profile '{prof.name}' has "

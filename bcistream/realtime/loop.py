@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from bcistream.realtime.engine import Engine
 from bcistream.realtime.gctune import streaming_gc
+from bcistream.realtime.monitor import RunMonitor
 from bcistream.realtime.protocols import Sink, Source
 from bcistream.realtime.records import Decision
 
@@ -15,14 +16,17 @@ __all__ = ["run_loop"]
 
 def run_loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading.Event,
              on_tick: Callable[[list[Decision]], None] | None = None, *, poll_timeout: float = 0.05,
-             metrics: object | None = None, gc_threshold: int | None = 50000) -> int:
+             metrics: object | None = None, gc_threshold: int | None = 50000,
+             monitor: RunMonitor | None = None) -> int:
     """Run until ``stop`` is set; return the number of decisions written.
 
     Each iteration polls the source (waiting at most ``poll_timeout``), lets the engine process
     the batch, writes its decisions to every sink, flushes them, and only then commits the
     source's resume point taken right after the poll: a crash before the commit replays the batch
-    (at-least-once; the engine drops samples it has already seen). The loop owns no thread: call
-    it in the thread that should run it, and set ``stop`` from another.
+    (at-least-once; the engine drops samples it has already seen). The resume point is committed
+    whenever it moved, also after a poll that gave nothing decodable (dead letters only): the next
+    owner of a partition must not see those messages again. The loop owns no thread: call it in
+    the thread that should run it, and set ``stop`` from another.
 
     Parameters
     ----------
@@ -35,25 +39,31 @@ def run_loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: thread
     poll_timeout : float
         Seconds the source may wait when nothing has arrived.
     metrics : EngineMetrics, optional
-        Updated after every iteration.
+        Updated after every iteration (with the events the monitor drained).
+    monitor : RunMonitor, optional
+        Drains the events of the engine and the source every iteration (counted, logged, passed
+        to ``metrics``) and tracks coverage. Without one, events stay queued for the caller.
     gc_threshold : int or None
         While the loop runs, the garbage collector is tuned for streaming (`streaming_gc`);
         ``None`` leaves it alone.
     """
     with streaming_gc(gc_threshold):
-        return _loop(engine, source, sinks, stop, on_tick, poll_timeout, metrics)
+        return _loop(engine, source, sinks, stop, on_tick, poll_timeout, metrics, monitor)
 
 
 def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading.Event,
           on_tick: Callable[[list[Decision]], None] | None, poll_timeout: float,
-          metrics: object | None) -> int:
+          metrics: object | None, monitor: RunMonitor | None) -> int:
     written = 0
+    last_point = None
     try:
         while not stop.is_set():
             batch = source.poll(poll_timeout)
             point = source.resume_point()
             decisions: list[Decision] = []
             if batch.chunks or batch.markers:
+                if monitor is not None:
+                    monitor.batch(batch)
                 decisions = engine.process(batch)
                 if decisions:
                     for sink in sinks:
@@ -61,9 +71,12 @@ def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading
                     for sink in sinks:
                         sink.flush()
                     written += len(decisions)
+            if batch.chunks or batch.markers or (point and point != last_point):
                 source.commit(point)
+                last_point = point
+            events = monitor.tick(engine, source) if monitor is not None else []
             if metrics is not None:
-                metrics.observe(engine, decisions)
+                metrics.observe(engine, decisions, events)
             if on_tick is not None:
                 on_tick(decisions)
     finally:

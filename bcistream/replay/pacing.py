@@ -25,9 +25,10 @@ class Pacer:
     """
 
     def __init__(self, period: float | None, clock: Callable[[], float] = time.monotonic,
-                 spin_s: float = 0.0015) -> None:
+                 spin_s: float = 0.0015, sleep: Callable[[float], None] = time.sleep) -> None:
         self.period = period
         self.clock = clock
+        self.sleep = sleep
         self.spin_s = spin_s
         self.start = clock()
         self.lateness: list[float] = []
@@ -48,7 +49,7 @@ class Pacer:
             if stop is not None and stop():
                 return left
             if left > self.spin_s:
-                time.sleep(min(left - self.spin_s, 0.05))
+                self.sleep(min(left - self.spin_s, 0.05))
         late = self.clock() - target
         self.lateness.append(late)
         return late

@@ -62,7 +62,8 @@ class ReplayStats:
 
 def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, chunk: int = 10,
            loop: bool = False, stop: threading.Event | None = None,
-           on_chunk: Callable[[ReplayStats], None] | None = None, flush_every: int = 64) -> ReplayStats:
+           on_chunk: Callable[[ReplayStats], None] | None = None, flush_every: int = 64,
+           pacer: Pacer | None = None) -> ReplayStats:
     """Send ``recording`` to ``target`` at ``speed`` x real time (``None``: as fast as possible).
 
     Sample ``k`` carries timestamp ``t0 + k / sfreq`` on the target's clock whatever the speed, so
@@ -84,6 +85,9 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
         Called after each chunk with the running stats.
     flush_every : int
         Chunks between flushes when unpaced (paced replays flush every chunk).
+    pacer : Pacer, optional
+        The schedule (tests inject one on a fake clock); default: one on the monotonic clock with
+        the period ``chunk / sfreq / speed``.
 
     Returns
     -------
@@ -98,7 +102,7 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
     data = recording.data
     n = recording.n_samples
     cues = sorted(recording.cues, key=lambda c: c.sample)
-    pacer = Pacer(None if speed is None else chunk / sfreq / speed)
+    pacer = pacer or Pacer(None if speed is None else chunk / sfreq / speed)
     t0 = target.clock()
     stats = ReplayStats()
     k = 0

@@ -29,13 +29,14 @@ class ClosedLoopMetrics:
 
     ``bcistream_recorded_trials_total`` (stored), ``bcistream_recorder_overflow_total``,
     ``bcistream_recorder_lost_trials_total`` (incomplete windows), ``bcistream_recorder_write_errors_total``,
-    ``bcistream_recorder_queue_depth``, ``bcistream_model_swaps_total``,
-    ``bcistream_model_swap_refusals_total``, ``bcistream_model_loaded_timestamp_seconds``,
-    ``bcistream_model_info{version}``.
+    ``bcistream_recorder_queue_depth``, ``bcistream_model_swap_refusals_total``,
+    ``bcistream_model_loaded_timestamp_seconds``. The model version (``bcistream_model_info``) and
+    the swaps (``bcistream_events_total{kind="swap"}``) come from the engine (`EngineMetrics`):
+    one family per fact.
     """
 
     def __init__(self, registry, namespace: str = "bcistream") -> None:
-        from prometheus_client import Counter, Gauge, Info
+        from prometheus_client import Counter, Gauge
 
         ns, reg = namespace, registry
         self.recorded = Counter("recorded_trials", "Labelled trials stored", namespace=ns, registry=reg)
@@ -47,13 +48,10 @@ class ClosedLoopMetrics:
                                     registry=reg)
         self.queue_depth = Gauge("recorder_queue_depth", "Trials waiting for the writer", namespace=ns,
                                  registry=reg)
-        self.swaps = Counter("model_swaps", "Models swapped into the running engine", namespace=ns,
-                             registry=reg)
         self.refusals = Counter("model_swap_refusals", "New models refused (profile does not fit)",
                                 namespace=ns, registry=reg)
         self.loaded = Gauge("model_loaded_timestamp_seconds", "Unix time the running model was loaded",
                             namespace=ns, registry=reg)
-        self.info = Info("model", "Model version the engine runs", namespace=ns, registry=reg)
         self._last: dict[str, int] = {}
 
     def _inc(self, counter, key: str, value: int) -> None:
@@ -64,7 +62,6 @@ class ClosedLoopMetrics:
 
     def model(self, version: str, when: float | None = None) -> None:
         """The engine now runs ``version`` (loaded at unix time ``when``)."""
-        self.info.info({"version": str(version)})
         self.loaded.set(time.time() if when is None else when)
 
     def observe(self, recorder: Recorder | None, writer: TrialWriter | None,
@@ -80,7 +77,6 @@ class ClosedLoopMetrics:
             self._inc(self.write_errors, "write_errors", writer.errors)
         if watcher is not None:
             ok = sum(1 for s in watcher.swaps if s.ok)
-            self._inc(self.swaps, "swaps", ok)
             self._inc(self.refusals, "refusals", len(watcher.swaps) - ok)
 
 

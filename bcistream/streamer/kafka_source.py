@@ -6,6 +6,12 @@ polled data are flushed. When a partition arrives (start, restart, rebalance) th
 window state; decisions completed by those re-read chunks were already published by the previous
 owner, and `KafkaSource.replayed` tells the sink wrapper to drop them (no double decisions).
 Undecodable or mismatched messages go to the dead-letter topic with the reason in the headers.
+
+Both consumers are watched (`FetchWatch`): their lag per partition is kept for the metrics, a
+consumer that is behind and does not move for ``stall_s`` is re-fetched with a longer fetch wait,
+and a position past the end of the log (topic recreated, broker lost its tail) goes back to the
+start of the log (the engine drops samples it has seen, markers are de-duplicated here). Every such
+case, and every dead letter, is an `EngineEvent` in `KafkaSource.events`.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.protocols import Batch, Chunk, Marker
 from bcistream.realtime.records import Decision
 from bcistream.streamer.dead_letter import DeadLetter
 from bcistream.streamer.kafka_config import consumer_config, producer_config
+from bcistream.streamer.kafka_health import FetchWatch
 from bcistream.streamer.wire import WireError, decode_chunk, decode_marker
 
 __all__ = ["KafkaSource", "KafkaSourceStats"]
@@ -43,6 +51,7 @@ class KafkaSourceStats:
     commits: int = 0
     commit_failures: int = 0
     rebalances: int = 0
+    stalls: int = 0
     events: deque = field(default_factory=lambda: deque(maxlen=100))
 
 
@@ -93,13 +102,17 @@ class KafkaSource:
     catchup_records : int
         A poll returning at least this many chunks means the engine is behind (backlog, restart):
         the marker consumer is then drained first so no cue arrives after its window.
+    stall_s : float
+        A consumer behind its high watermark that makes no progress for this long is recovered
+        (re-fetch with a doubled ``fetch_max_wait_ms``, up to 1 s) and a ``stall`` event is queued.
     """
 
     def __init__(self, bootstrap: str, topic: str = "eeg.raw", *, group: str = "bcistream",
                  markers_topic: str | None = "eeg.markers", dead_letter_topic: str = "eeg.dead-letter",
                  n_channels: int | None = None, sfreq: float | None = None,
                  kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
-                 marker_keep_samples: int = 5000, catchup_records: int = 20) -> None:
+                 marker_keep_samples: int = 5000, catchup_records: int = 20,
+                 stall_s: float = 1.0) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
         self.topic = topic
@@ -110,11 +123,16 @@ class KafkaSource:
         self.marker_keep_samples = int(marker_keep_samples)
         self.catchup_records = int(catchup_records)
         self.stats = KafkaSourceStats()
+        self.events = EventQueue()
         self._consumer = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=group))
         self._consumer.subscribe([topic], listener=_listener(self))
+        self._watch = FetchWatch(self._consumer, stall_s=stall_s, on_truncated=self._log_start)
         self._markers = None
+        self._markers_watch = None
         if markers_topic:
             self._markers = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=None))
+            self._markers_watch = FetchWatch(self._markers, stall_s=stall_s, on_truncated=self._log_start)
+        self._seen_markers: dict[str, dict[tuple[int | None, str | None], None]] = {}
         self._markers_assigned = False
         self._markers_checked = 0.0
         self._dead = DeadLetter(KafkaProducer(**producer_config(bootstrap, kafka_config)),
@@ -133,6 +151,7 @@ class KafkaSource:
     # -- rebalance bookkeeping (called from inside consumer.poll) ---------------------------------
     def _revoked(self, revoked: set) -> None:
         self.stats.rebalances += 1
+        self._watch.forget(revoked)
         self._owned -= revoked
         self._new -= revoked
         for tp in revoked:
@@ -168,6 +187,9 @@ class KafkaSource:
             self._committed[tp] = int(meta)
             self._consumer.seek(tp, start)
             self.stats.events.append(("assigned", f"{tp.topic}[{tp.partition}]", int(meta) - start))
+            self.events.append(EngineEvent("assigned", None, int(meta) - start, "rebalance",
+                                           f"{tp.topic}[{tp.partition}] assigned at committed offset "
+                                           f"{int(meta)}; re-reading {int(meta) - start} messages"))
         return new
 
     # -- markers -----------------------------------------------------------------------------------
@@ -193,6 +215,8 @@ class KafkaSource:
             for records in got.values():
                 for rec in records:
                     self._take_marker(rec)
+            if self._markers_watch is not None:
+                self._note(self._markers_watch.check())
             if not drain or not got:
                 return
 
@@ -200,9 +224,12 @@ class KafkaSource:
         try:
             sid, sample, label = decode_marker(rec.value, rec.key)
         except WireError as exc:
-            self._dead.send(rec, exc.reason)
-            self.stats.dead_letters += 1
+            self._dead_letter(rec, "marker", exc.reason)
             return
+        seen = self._seen_markers.setdefault(sid, {})
+        if (sample, label) in seen:
+            return  # re-read after the log was truncated or recreated: already taken
+        seen[(sample, label)] = None
         self.stats.markers += 1
         self._pending.setdefault(sid, []).append(_Pending(Marker(sid, label, sample=sample)))
 
@@ -220,6 +247,33 @@ class KafkaSource:
                 if p.marker.sample is None or p.marker.sample >= done:
                     keep.append(p)
             self._pending[sid] = keep
+            seen = self._seen_markers.get(sid)
+            if seen and len(seen) > 2 * len(keep) + 64:
+                self._seen_markers[sid] = {k: None for k in seen if k[0] is None or k[0] >= done}
+        return out
+
+    def _dead_letter(self, rec: Any, reason: str, detail: str) -> None:
+        self._dead.send(rec, detail)
+        self.stats.dead_letters += 1
+        self.events.append(EngineEvent("dead_letter", None, 0, reason,
+                                       f"{rec.topic}[{rec.partition}]@{rec.offset}: {detail}"))
+
+    def _note(self, events: list[EngineEvent]) -> None:
+        for ev in events:
+            self.events.append(ev)
+            if ev.kind == "stall":
+                self.stats.stalls += 1
+
+    def _log_start(self, tp: Any, pos: int, high: int) -> int:
+        """Where a consumer past the end of its log goes: the start (re-reads are dropped later)."""
+        consumer = self._markers if tp.topic == self.markers_topic else self._consumer
+        return int(consumer.beginning_offsets([tp]).get(tp, 0))
+
+    def lag(self) -> dict[str, int]:
+        """Messages behind the high watermark, per ``topic[partition]`` (both consumers)."""
+        out = dict(self._watch.lag)
+        if self._markers_watch is not None:
+            out.update(self._markers_watch.lag)
         return out
 
     # -- Source protocol ---------------------------------------------------------------------------
@@ -228,6 +282,7 @@ class KafkaSource:
         self._poll_markers()
         got = self._consumer.poll(timeout_ms=int(timeout * 1000))
         stale = self._start_partitions(got)
+        self._note(self._watch.check())
         if stale or sum(len(r) for r in got.values()) >= self.catchup_records:
             # Catching up on a backlog: the cues of these chunks were produced before them, so
             # wait for the marker consumer to fetch them before the engine passes their windows.
@@ -264,8 +319,8 @@ class KafkaSource:
         except (WireError, UnicodeDecodeError) as exc:
             limit = self._warm_limit.get(tp)
             if limit is None or rec.offset >= limit:  # re-read warm-up data was dead-lettered before
-                self._dead.send(rec, getattr(exc, "reason", None) or f"key is not UTF-8: {exc}")
-                self.stats.dead_letters += 1
+                detail = getattr(exc, "reason", None) or f"key is not UTF-8: {exc}"
+                self._dead_letter(rec, _reason(detail), detail)
             return None
         expected = self._next_seq.get(sid)
         if expected is not None and wc.seq > expected:
@@ -324,6 +379,15 @@ class KafkaSource:
             self._consumer.close(autocommit=False)
             if self._markers is not None:
                 self._markers.close(autocommit=False)
+
+
+def _reason(detail: str) -> str:
+    """A short label for a dead letter's long reason (the metric label; the detail goes in the log)."""
+    for needle, label in (("channels", "channels"), ("sampled at", "sfreq"), ("no key", "no-key"),
+                          ("UTF-8", "key-encoding")):
+        if needle in detail:
+            return label
+    return "undecodable"
 
 
 def _coalesce(chunks: list[Chunk]) -> list[Chunk]:

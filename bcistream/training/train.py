@@ -39,7 +39,7 @@ class TrainConfig:
     tracking_uri : str
         MLflow tracking and registry URI.
     model_name : str
-        Registered model name (per-subject models of a multi-subject run get ``-A01`` etc.).
+        Base of the registered names: every model is ``MODEL_NAME-LABEL`` (`model_name_for`).
     runs_dir : Path
         Parent of the run folders (reports, figures, W&B offline runs).
     experiment : str
@@ -96,9 +96,16 @@ class TrainOutcome:
     params: dict[str, Any]
 
 
-def model_name_for(base: str, label: str, n_models: int) -> str:
-    """The registered name: ``base`` for a single model, ``base-A01`` for each of several."""
-    return base if n_models == 1 else f"{base}-{label}"
+def model_name_for(base: str, label: str, n_models: int | None = None) -> str:
+    """The registered name: always ``base-LABEL`` (``bcistream-A01``, ``bcistream-sub-01``,
+    ``bcistream-pooled``), whatever selected the data, so two subjects never share a champion.
+
+    ``n_models`` is accepted for compatibility and ignored: the rule is the same for one model or many.
+    """
+    import re
+
+    clean = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-") or "data"
+    return f"{base}-{clean}"
 
 
 def _run_folder(runs_dir: Path, label: str) -> Path:
@@ -196,7 +203,7 @@ def train_models(
     folder = _run_folder(config.runs_dir, label)
     exp_id = ensure_experiment(config.tracking_uri, config.experiment, config.artifacts)
     wb = WandbRun(config.wandb_mode, folder, name=folder.name, project=config.wandb_project,
-                  config={**params, "subjects": [d.subject for d in data], "pooled": pooled,
+                  config={**params, "subjects": [str(d.subject) for d in data], "pooled": pooled,
                           "data_url": config.data_url})
     models: list[TrainedModel] = []
     try:
@@ -236,10 +243,10 @@ def _train_group(label: str, parts: list[SubjectData], fitted: tuple[SubjectResu
     result, seconds = fitted
     t0 = time.perf_counter()
     sub = folder / label if n_models > 1 else folder
-    prints = fingerprint([f for p in parts for f in p.files])
+    prints = [e for p in parts for e in p.prints] or fingerprint([f for p in parts for f in p.files])
     model = TrainedModel(
         label=label, subjects=[p.subject for p in parts], result=result, run_id="",
-        name=model_name_for(config.model_name, label, n_models), version="", folder=sub,
+        name=model_name_for(config.model_name, label), version="", folder=sub,
         heldout=[p.evaluation for p in parts if p.evaluation is not None],
         data_digest=fingerprint_digest(prints), seconds=seconds,
     )

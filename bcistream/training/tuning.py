@@ -8,6 +8,7 @@ logged as a nested MLflow run. W&B sweeps run the same objective when W&B is onl
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from bcistream.data.profiles import Profile
 from bcistream.data.recording import Recording
 from bcistream.decoders import DECODERS, build_pipeline, decoder_spec
 from bcistream.errors import BcistreamError
@@ -23,8 +25,8 @@ from bcistream.pipeline import Epochs, epochs_from_recording, fit_filtered
 from bcistream.training.evaluation import cross_validate, score_epochs
 from bcistream.training.params import pipeline_params
 
-__all__ = ["SEARCH_SPACE", "NestedResult", "TuneResult", "best_params", "cv_objective", "nested_cv",
-           "suggest_params", "tune_optuna", "tune_wandb", "wandb_sweep_config"]
+__all__ = ["SEARCH_SPACE", "NestedResult", "TuneResult", "best_params", "cv_objective", "default_study_name",
+           "nested_cv", "profile_key", "suggest_params", "tune_optuna", "tune_wandb", "wandb_sweep_config"]
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +73,29 @@ def _to_pipeline(raw: dict[str, Any], n_channels: int, decoder: str) -> dict[str
     return pipeline_params(params)
 
 
-def suggest_params(trial, n_channels: int, decoders: Sequence[str] = ("csp-svm",)) -> dict[str, Any]:
-    """Sample a decoder (when several) and its parameters from an Optuna trial."""
-    decoders = list(decoders)
+def suggest_params(trial, n_channels: int, decoders: Sequence[str] = ("csp-svm",),
+                   fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Sample a decoder (when several) and its parameters from an Optuna trial.
+
+    ``fixed`` parameters (``--set``) are set, not searched; a fixed ``decoder`` is the only one.
+    """
+    fixed = dict(fixed or {})
+    decoders = [fixed["decoder"]] if "decoder" in fixed else list(decoders)
     name = decoders[0] if len(decoders) == 1 else trial.suggest_categorical("decoder", decoders)
     raw: dict[str, Any] = {}
     for pname, (key, dist) in _space(decoders)[name].items():
+        if key in fixed:
+            continue
         if dist[0] == "int":
             hi = min(dist[2], n_channels) if key == "n_components" else dist[2]
-            raw[key] = trial.suggest_int(pname, dist[1], hi)
+            raw[key] = trial.suggest_int(pname, min(dist[1], hi), hi)
         elif dist[0] == "float":
             raw[key] = trial.suggest_float(pname, dist[1], dist[2], log=bool(dist[3]))
         else:
             raw[key] = trial.suggest_categorical(pname, list(dist[1]))
-    return _to_pipeline(raw, n_channels, name)
+    params = _to_pipeline(raw, n_channels, name)
+    params.update({k: v for k, v in fixed.items() if k in params})
+    return params
 
 
 class _EpochCache:
@@ -137,7 +148,7 @@ class NestedResult:
 
 
 def nested_cv(train: Recording, *, n_trials: int, decoders: Sequence[str], folds: int = 5,
-              outer: int = 3, seed: int = 0) -> NestedResult:
+              outer: int = 3, seed: int = 0, fixed: dict[str, Any] | None = None) -> NestedResult:
     """Nested CV on session T: the search runs inside each outer training part only.
 
     The best CV of a search is optimistic (the maximum of many noisy estimates); scoring each
@@ -156,7 +167,7 @@ def nested_cv(train: Recording, *, n_trials: int, decoders: Sequence[str], folds
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed + k))
 
         def objective(trial, tr=tr) -> float:
-            params = suggest_params(trial, n_ch, decoders)
+            params = suggest_params(trial, n_ch, decoders, fixed)
             trial.set_user_attr("pipeline_params", json.dumps(params))
             return cv_objective(train, params, folds, subset=tr, cache=cache)[0]
 
@@ -170,12 +181,43 @@ def nested_cv(train: Recording, *, n_trials: int, decoders: Sequence[str], folds
     return NestedResult(scores=scores, chosen=chosen)
 
 
-def best_params(study: str, storage: str) -> dict[str, Any]:
-    """The pipeline parameters of a study's best trial (for ``train --from-study``)."""
+#: Study attributes that key a study to one profile and one data fingerprint.
+PROFILE_ATTR, DATA_ATTR = "bcistream.profile", "bcistream.data_sha256"
+
+
+def profile_key(profile: Profile) -> str:
+    """A short digest of everything a profile decides (channels, rate, band, window, classes …)."""
+    text = json.dumps(profile.to_dict(), sort_keys=True)
+    return f"{profile.name}:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def default_study_name(label: str, profile: Profile, data_digest: str) -> str:
+    """``tune-LABEL-PROFILE-DATA8``: another profile or other data makes another study."""
+    return f"tune-{label}-{profile.name}-{data_digest[:8]}"
+
+
+def _check_key(st, study: str, profile: Profile | None, data_digest: str | None) -> None:
+    attrs = st.user_attrs
+    if profile is not None and attrs.get(PROFILE_ATTR) not in (None, profile_key(profile)):
+        raise BcistreamError(
+            f"study '{study}' belongs to profile {attrs[PROFILE_ATTR].split(':')[0]!r} "
+            f"({attrs[PROFILE_ATTR]}), not {profile_key(profile)}; use another --study")
+    if data_digest is not None and attrs.get(DATA_ATTR) not in (None, data_digest):
+        raise BcistreamError(
+            f"study '{study}' was tuned on other data (sha256 {attrs[DATA_ATTR][:12]}…, this data "
+            f"{data_digest[:12]}…); its trials are not comparable: use another --study")
+
+
+def best_params(study: str, storage: str, profile: Profile | None = None) -> dict[str, Any]:
+    """The pipeline parameters of a study's best trial (for ``train --from-study``).
+
+    With ``profile``, a study of another profile is refused (its parameters may not fit).
+    """
     import optuna
 
     try:
         st = optuna.load_study(study_name=study, storage=storage)
+        _check_key(st, study, profile, None)
         best = st.best_trial
     except KeyError:
         raise BcistreamError(f"no study '{study}' in {storage}") from None
@@ -200,6 +242,8 @@ def tune_optuna(
     progress: Callable[[str], None] | None = None,
     artifacts: str | None = None,
     decoders: Sequence[str] = ("csp-svm",),
+    fixed: dict[str, Any] | None = None,
+    data_digest: str | None = None,
 ) -> TuneResult:
     """Run ``n_trials`` more trials of an Optuna study (created or resumed) on session T.
 
@@ -223,6 +267,11 @@ def tune_optuna(
         Artifact root if the tuning experiment is created (default beside a sqlite registry).
     decoders : sequence of str
         Decoders searched (with their parameters); one name searches that decoder's parameters.
+    fixed : dict, optional
+        Parameters set by the user (``--set``): every trial uses them, none searches them.
+    data_digest : str, optional
+        Fingerprint of ``train``'s files; with the profile it keys the study: a study made for
+        another profile or other data refuses the trials (`BcistreamError`).
     """
     import optuna
 
@@ -233,6 +282,10 @@ def tune_optuna(
                                  load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed))
     except Exception as exc:  # noqa: BLE001  (bad URL, unreachable database)
         raise BcistreamError(f"cannot open Optuna storage {storage}: {exc}") from None
+    _check_key(st, study, train.profile, data_digest)
+    st.set_user_attr(PROFILE_ATTR, profile_key(train.profile))
+    if data_digest is not None:
+        st.set_user_attr(DATA_ATTR, data_digest)
     before = len(st.trials)
     n_ch = train.profile.n_channels
     decoders = [decoder_spec(d).name for d in decoders]
@@ -251,7 +304,7 @@ def tune_optuna(
                 run_name=f"tune-{study}", tags={"optuna.study": study, "optuna.storage": storage}))
 
         def objective(trial) -> float:
-            params = suggest_params(trial, n_ch, decoders)
+            params = suggest_params(trial, n_ch, decoders, fixed)
             trial.set_user_attr("pipeline_params", json.dumps(params))
             mean, std = cv_objective(train, params, folds, cache=cache)
             trial.set_user_attr("cv_std", std)

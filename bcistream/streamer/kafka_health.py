@@ -1,0 +1,149 @@
+"""Lag and stall watch of one Kafka consumer: a consumer that stops moving says so, then recovers.
+
+Why: the bundled broker (tansu) stops reading its log when ``fetch_max_wait_ms`` runs out and
+answers with what it has — and reading one record batch costs it time that grows with the number
+of batches in the partition. A replay that sends one record per batch crosses 5 ms at ~10 000
+batches; from then on EVERY fetch at the consumer's position comes back empty, with no error and a
+high watermark that keeps growing: the consumer stalls silently. Raising ``fetch_max_wait_ms``
+(and re-fetching) is what makes it read again, so that is the recovery; the cost — a fetch at the
+head waits up to that long, tansu not waking a waiting fetch — is paid only after a stall.
+
+A position beyond the high watermark means the log was recreated or lost its tail (a broker
+restarted without durable storage, or before it flushed): the caller decides where to go back to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bcistream.realtime.events import EngineEvent
+
+__all__ = ["FetchWatch"]
+
+log = logging.getLogger(__name__)
+
+
+def _name(tp: Any) -> str:
+    return f"{tp.topic}[{tp.partition}]"
+
+
+class FetchWatch:
+    """Per-partition lag (high watermark − position) and "lag > 0, no progress" detection.
+
+    Parameters
+    ----------
+    consumer : kafka.KafkaConsumer
+    stall_s : float
+        Seconds without progress while behind before recovering.
+    max_wait_cap_ms : int
+        ``fetch_max_wait_ms`` is doubled on each stall up to this.
+    check_every_s : float
+        Seconds between checks (the check asks the client for positions).
+    on_truncated : callable, optional
+        ``f(tp, position, high_watermark)`` when the position is past the end of the log; returns
+        the offset to seek to (``None``: leave it).
+    clock : callable
+        Monotonic clock (injectable for tests).
+    """
+
+    def __init__(self, consumer: Any, *, stall_s: float = 1.0, max_wait_cap_ms: int = 1000,
+                 check_every_s: float = 0.2,
+                 on_truncated: Callable[[Any, int, int], int | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer = consumer
+        self.stall_s = float(stall_s)
+        self.max_wait_cap_ms = int(max_wait_cap_ms)
+        self.check_every_s = float(check_every_s)
+        self.on_truncated = on_truncated
+        self._clock = clock
+        self.lag: dict[str, int] = {}  #: "topic[partition]" -> messages behind
+        self.stalls = 0
+        self._since: dict[Any, tuple[int, float]] = {}
+        self._checked = -1e9
+
+    @property
+    def fetch_max_wait_ms(self) -> int | None:
+        """The consumer's current ``fetch_max_wait_ms`` (None when the client hides it)."""
+        cfg = getattr(getattr(self.consumer, "_fetcher", None), "config", None)
+        return None if cfg is None else int(cfg.get("fetch_max_wait_ms", 0))
+
+    def _raise_wait(self) -> int | None:
+        # kafka-python reads the fetcher's config for every request it builds; there is no public
+        # setter, and a new consumer would re-join the group (a rebalance) just to change it.
+        cfg = getattr(getattr(self.consumer, "_fetcher", None), "config", None)
+        if cfg is None:
+            return None
+        new = min(max(2 * int(cfg.get("fetch_max_wait_ms", 5)), 10), self.max_wait_cap_ms)
+        cfg["fetch_max_wait_ms"] = new
+        self.consumer.config["fetch_max_wait_ms"] = new
+        return new
+
+    def _position(self, tp: Any) -> int | None:
+        # The client's own fetch position, read without a network round trip (the public
+        # ``position()`` may first refresh committed offsets from the coordinator).
+        try:
+            state = self.consumer._subscription.assignment[tp].position
+            return None if state is None else int(state.offset)
+        except (AttributeError, KeyError, TypeError):
+            try:
+                got = self.consumer.position(tp, timeout_ms=0)
+            except Exception:  # noqa: BLE001 - no position yet: nothing to judge
+                return None
+            return None if got is None else int(got)
+
+    def forget(self, tps: set) -> None:
+        """Stop watching partitions (revoked)."""
+        for tp in tps:
+            self._since.pop(tp, None)
+            self.lag.pop(_name(tp), None)
+
+    def check(self) -> list[EngineEvent]:
+        """Update lags; recover stalled or truncated partitions; return the events."""
+        now = self._clock()
+        if now - self._checked < self.check_every_s:
+            return []
+        self._checked = now
+        events: list[EngineEvent] = []
+        for tp in list(self.consumer.assignment()):
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            pos = self._position(tp)
+            if pos is None:
+                continue
+            lag = int(high) - pos
+            self.lag[_name(tp)] = max(lag, 0)
+            if lag < 0:
+                events.extend(self._truncated(tp, pos, int(high)))
+                continue
+            last = self._since.get(tp)
+            if last is None or last[0] != pos or lag == 0:
+                self._since[tp] = (pos, now)
+                continue
+            if now - last[1] >= self.stall_s:
+                events.append(self._recover(tp, pos, lag, now - last[1]))
+                self._since[tp] = (pos, now)
+        return events
+
+    def _recover(self, tp: Any, pos: int, lag: int, idle: float) -> EngineEvent:
+        self.stalls += 1
+        wait = self._raise_wait()
+        self.consumer.seek(tp, pos)  # drop the fetch state; the next fetch starts afresh
+        detail = (f"{_name(tp)}: {lag} messages behind and no progress for {idle:.1f} s at offset "
+                  f"{pos}; re-fetching" + (f" with fetch_max_wait_ms={wait}" if wait else ""))
+        log.warning("kafka consumer stalled: %s", detail)
+        return EngineEvent("stall", None, lag, "no-progress", detail)
+
+    def _truncated(self, tp: Any, pos: int, high: int) -> list[EngineEvent]:
+        to = self.on_truncated(tp, pos, high) if self.on_truncated is not None else None
+        if to is not None:
+            self.consumer.seek(tp, to)
+            self._since.pop(tp, None)
+        detail = (f"{_name(tp)}: position {pos} is past the end of the log ({high}): the topic was "
+                  f"recreated or lost its tail" + (f"; reading again from offset {to}" if to is not None
+                                                   else ""))
+        log.warning("kafka: %s", detail)
+        return [EngineEvent("log_truncated", None, pos - high, "position-past-end", detail)]
