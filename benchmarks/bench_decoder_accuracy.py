@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 SUBJECTS = 9
+#: 9 subjects x 6 decoders x (5-fold CV + fit + score) on one core: ~30 min on the shared VM.
+TIMEOUT_S = 3600
 
 
 def evaluate_all(decoders: list[str], subjects: int = SUBJECTS, first: int = 1) -> dict[str, list[dict]]:
@@ -72,7 +74,8 @@ def run() -> list[dict]:
     started = time.monotonic()
     names = [n for n in os.environ.get("BCISTREAM_BENCH_DECODERS", ",".join(DECODERS)).split(",") if n]
     results = evaluate_all(names, int(os.environ.get("BCISTREAM_BENCH_SUBJECTS", SUBJECTS)))
-    out = Path(os.environ.get("BCISTREAM_BENCH_OUT", "bench-results"))
+    root = Path(__file__).resolve().parent.parent
+    out = Path(os.environ.get("BCISTREAM_BENCH_OUT", root / "bench-results"))  # run_all sets it
     out.mkdir(parents=True, exist_ok=True)
     (out / "decoder_accuracy.md").write_text(table(results))
     took = f"{time.monotonic() - started:.0f} s"
