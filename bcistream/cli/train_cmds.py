@@ -290,7 +290,7 @@ def models(
 
 
 def _show_model(model: str, rows: list, uri: str) -> None:
-    table = Table("version", "aliases", "created", "decoder", "acc", "kappa", "CV", "decision", "why",
+    table = Table("version", "aliases", "created", "acc", "kappa", "CV", "decision", "why",
                   title=f"Model '{model}' ({uri})")
     champion = None
     for row in rows:
@@ -298,16 +298,15 @@ def _show_model(model: str, rows: list, uri: str) -> None:
         if "champion" in row["aliases"]:
             champion = row
         table.add_row(row["version"], ",".join(row["aliases"]), row["created"],
-                      # Versions registered before decoders were pluggable are all csp-svm.
-                      tags.get("decoder", "csp-svm"), tags.get("metric.accuracy", "—"),
-                      tags.get("metric.kappa", "—"),
+                      tags.get("metric.accuracy", "—"), tags.get("metric.kappa", "—"),
                       tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
                       tags.get("promotion.verdict", ""))
     console.print(table)
-    for row in rows:  # parameters below the table: too long for a column
-        if "decoder.params" in row["tags"]:
-            console.print(f"v{row['version']} {row['tags'].get('decoder', 'csp-svm')}: "
-                          f"{row['tags']['decoder.params']}", soft_wrap=True)
+    for row in rows:  # the decoder and its parameters below the table: too long for columns
+        tags = row["tags"]
+        if "decoder" in tags or "decoder.params" in tags:
+            console.print(f"v{row['version']} decoder {tags.get('decoder', 'csp-svm')}: "
+                          f"{tags.get('decoder.params', '')}", soft_wrap=True)
     if champion is None:
         console.print("no champion yet")
     else:

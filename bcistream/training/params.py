@@ -266,7 +266,7 @@ def validate_params(params: dict[str, Any], profile: Profile | None = None, wher
 def resolve_params(params: dict[str, Any], profile: Profile, where: str = "--set") -> dict[str, Any]:
     """Validate against ``profile`` and fill profile-dependent defaults (``n_components``)."""
     out = dict(params)
-    if out.get("n_components") is None:
+    if "n_components" in out and out["n_components"] is None:  # decoders without CSP have none
         out["n_components"] = default_n_components(profile.n_channels)
     validate_params(out, profile, where)
     return out
