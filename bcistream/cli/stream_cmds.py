@@ -133,6 +133,10 @@ def run(
     kafka_opt: Annotated[list[str] | None, typer.Option(help="Kafka client setting key=value.")] = None,
     resolve_timeout: Annotated[float, typer.Option(help="LSL: seconds to find each stream.")] = 5.0,
     skip_backlog: Annotated[bool, typer.Option(help="LSL: drop data buffered before connecting.")] = False,
+    units: Annotated[str | None, typer.Option(help="Unit of streams that declare none (no LSL channel "
+                                              "units, no Kafka 'units' header): volts, millivolts, "
+                                              "microvolts. Default: the profile's units, else the first "
+                                              "second of each stream is checked.")] = None,
     view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
     max_decisions: Annotated[int | None, typer.Option(help="Stop after this many decisions.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
@@ -184,7 +188,7 @@ def run(
     opts = TransportOptions(bootstrap=bootstrap or cfg.kafka_bootstrap, group=group,
                             markers_topic=markers_topic, dead_letter_topic=dead_letter_topic,
                             kafka_config=parse_kafka_opts(kafka_opt or []),
-                            resolve_timeout=resolve_timeout, skip_backlog=skip_backlog)
+                            resolve_timeout=resolve_timeout, skip_backlog=skip_backlog, units=units)
     engine = Engine(loaded.pipeline, version=loaded.version, config=config, classifier=remote,
                     on_unknown_version=on_unknown_version)
     src = open_source(source, loaded.profile, opts)

@@ -17,8 +17,9 @@ Markers
     whitespace is stripped, matching is case-insensitive (``"LEFT"`` → ``left``), at most
     `MAX_MARKER_CHARS` characters, no control characters (NUL, newline, …). `MarkerMap` maps the
     text through a profile's class map: annotation codes (``"769"``), class names (``"left"``) and
-    the profile's extra ``markers`` aliases (``"T1"``) all give the class name. Values that map to
-    no class are counted per value by the caller and never become a cue label.
+    the profile's extra ``markers`` aliases (``"T1"``) all give the class name; the profile's
+    unknown-cue code (and ``"unknown"``, what replays send) is a cue to decide, never scored.
+    Values that map to no class are counted per value by the caller and never become a cue label.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ __all__ = [
     "MAX_MARKER_CHARS",
     "MarkerMap",
     "MarkerResult",
+    "UNKNOWN_CUE_TEXT",
     "UnitError",
     "check_plausible_volts",
+    "declared_volts_per_unit",
     "guess_unit",
     "normalize_marker",
     "to_volts",
@@ -50,6 +53,9 @@ __all__ = [
 #: Channel RMS (volts) that EEG in volts can have: below is nanovolt-scaled or dead, above is
 #: (most likely) microvolts or millivolts sent as if they were volts.
 EEG_RMS_RANGE_V: tuple[float, float] = (1e-8, 1e-2)
+
+#: Marker text of a cue of unknown class in bcistream's own replays (unless a profile maps it).
+UNKNOWN_CUE_TEXT = "unknown"
 
 #: Longest marker text accepted; longer values are malformed (a sane marker is a code or a name).
 MAX_MARKER_CHARS = 64
@@ -94,6 +100,36 @@ def volts_per_unit(unit: str) -> float:
     except KeyError:
         known = ", ".join(sorted({"V", "mV", "uV", "µV", "nV", "volts", "microvolts"}))
         raise UnitError(f"unknown unit {unit!r}: use one of {known}") from None
+
+
+def declared_volts_per_unit(units: Sequence[object] | None) -> float | None:
+    """Scale to volts from the units a source declares per channel (e.g. LSL channel metadata).
+
+    Parameters
+    ----------
+    units : sequence of str or None
+        One declared unit per channel (``None`` or ``""`` where a channel declares none).
+
+    Returns
+    -------
+    float or None
+        The scale (`volts_per_unit`) when the channels declare one voltage unit; ``None`` when
+        no channel declares any (the caller falls back to the profile's ``units`` or the
+        plausibility check).
+
+    Raises
+    ------
+    UnitError
+        Channels declare different units, or a unit that is not a voltage unit.
+    """
+    named = [str(u).strip() for u in (units or ()) if u is not None and str(u).strip()]
+    if not named:
+        return None
+    scales = {volts_per_unit(u) for u in named}
+    if len(scales) != 1:
+        raise UnitError(f"channels declare different units {sorted(set(named))}: send one unit for "
+                        f"all EEG channels")
+    return scales.pop()
 
 
 def to_volts(data: np.ndarray, unit: str | float | None) -> np.ndarray:
@@ -302,6 +338,8 @@ class MarkerMap:
             add(unknown_cue, MarkerResult("unknown-cue", None, str(unknown_cue)))
         if reject_marker is not None:
             add(reject_marker, MarkerResult("reject", None, str(reject_marker)))
+        if UNKNOWN_CUE_TEXT not in table:  # bcistream's replays send it for cues of unknown class
+            table[UNKNOWN_CUE_TEXT] = MarkerResult("unknown-cue", None, UNKNOWN_CUE_TEXT)
         self.class_names: tuple[str, ...] = tuple(names)
         self._table = table
 

@@ -25,8 +25,15 @@ class EngineConfig:
         How late a cue marker may arrive after its window's samples (ring of running sums).
     swap_preroll_s : float
         Raw samples kept before the window to rebuild filter state after a model swap.
-    gap_tolerance : float
-        Timestamp-based gap detection (streams without seq): jitter tolerated, in samples.
+    gap_tolerance_s : float
+        Timestamp jitter tolerated (seconds) before a jump counts as missing samples (streams
+        without ``seq``) or a clock step; also how far timestamps may disagree with a ``seq`` jump
+        before the chunk is refused as corrupt (`bcistream.realtime.tracker`).
+    max_gap_s : float
+        A ``seq`` jump larger than this with no timestamps to confirm it is a corrupt chunk.
+    unit_check_s : float
+        Seconds of each stream with undeclared units checked for plausibility as volts before its
+        samples count (less than a window: no decision is made on unchecked data); 0: off.
     """
 
     hop_s: float = 0.25
@@ -34,7 +41,9 @@ class EngineConfig:
     on_gap: str = "reset"
     history_s: float = 4.0
     swap_preroll_s: float = 2.0
-    gap_tolerance: float = 0.5
+    gap_tolerance_s: float = 0.1
+    max_gap_s: float = 3600.0
+    unit_check_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.hop_s > 0:
@@ -44,5 +53,7 @@ class EngineConfig:
             raise ValueError(f"triggers must be a non-empty subset of ('hop', 'cue'), got {self.triggers}")
         if self.on_gap not in ("reset", "continue"):
             raise ValueError(f"on_gap must be 'reset' or 'continue', got {self.on_gap!r}")
+        if self.gap_tolerance_s < 0 or self.max_gap_s <= 0 or self.unit_check_s < 0:
+            raise ValueError("gap_tolerance_s and unit_check_s must be >= 0, max_gap_s > 0")
         if self.history_s < 0 or self.swap_preroll_s < 0:
             raise ValueError("history_s and swap_preroll_s must be >= 0")

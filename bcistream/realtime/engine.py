@@ -1,6 +1,8 @@
 """The streaming engine: chunks of many streams in, decisions out; pure computation, no I/O.
 
-Per batch: chunks are checked and placed in their stream (duplicates dropped, gaps detected),
+Per batch: markers are mapped through the model profile's marker map and chunks are placed on
+their stream's sample axis by the stream tracker (duplicates, gaps, source restarts, corrupt
+sequence numbers, the unit check of undeclared streams; `bcistream.realtime.intake`), then
 grouped by length and advanced by the model's `StreamingDecoder` (compiled from the fitted pipeline
 by `bcistream.decoders.compile_streaming`): projected (CSP decoders project before filtering, the
 spatial filter commutes with the temporal one), filtered causally with the pipeline's own filter
@@ -19,16 +21,19 @@ from collections.abc import Callable
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from bcistream.data.contract import MarkerMap
 from bcistream.errors import ProfileError
 from bcistream.realtime.compute import advance, make_decisions, window_moments
 from bcistream.realtime.config import EngineConfig
 from bcistream.realtime.events import EngineEvent, EventQueue
+from bcistream.realtime.intake import CORRUPT, Intake
 from bcistream.realtime.model import InProcessClassifier, Model, load_model
-from bcistream.realtime.placement import check_chunk, place_chunk, split_piece, split_rounds
-from bcistream.realtime.protocols import Batch, Chunk, Classifier, Marker, UnknownVersionError
+from bcistream.realtime.placement import check_chunk, split_piece, split_rounds
+from bcistream.realtime.protocols import Batch, Chunk, Classifier, UnknownVersionError
 from bcistream.realtime.records import Decision
-from bcistream.realtime.streams import PendingCue, StreamPool, StreamState
+from bcistream.realtime.streams import StreamPool, StreamState
 from bcistream.realtime.swap import rebuild_streams
+from bcistream.realtime.tracker import Placement, StreamTracker
 from bcistream.realtime.triggers import cue_windows, first_hop, hop_end
 
 __all__ = ["Engine", "EngineConfig"]
@@ -39,7 +44,7 @@ MAX_PIECE = 256
 UnknownVersionHook = Callable[[str | None], "tuple[Pipeline, str] | None"]
 
 
-class Engine:
+class Engine(Intake):
     """Decode many streams with one fitted pipeline; see the module docstring.
 
     Parameters
@@ -78,12 +83,21 @@ class Engine:
         self.pool = StreamPool(self.n_channels, n_signals, n_state, ring, raw_ring, n_moments=n_moments)
         self.streams: dict[str, StreamState] = {}
         self.events = EventQueue()
+        if self.config.unit_check_s * self.sfreq > self.window:
+            raise ValueError(f"unit_check_s ({self.config.unit_check_s} s) must not exceed the window "
+                             f"({self.window / self.sfreq:g} s): no decision may use unchecked samples")
+        self.tracker = StreamTracker.from_config(self.sfreq, self.config, self.window, report=self._track)
+        self.marker_map = MarkerMap.from_profile(prof)
+        #: Marker values that map to no class (normalised text -> count); each reported once.
+        self.unmapped_markers: dict[str, int] = {}
         self._lock = threading.RLock()
         self._hops = "hop" in self.config.triggers
         self._cues = "cue" in self.config.triggers
         self._stats = {"chunks": 0, "samples_in": 0, "decisions": 0, "hop_decisions": 0,
                        "cue_decisions": 0, "gaps": 0, "gap_samples": 0, "duplicate_samples": 0,
-                       "refused": 0, "errors": 0, "swaps": 0, "cues_lost": 0, "classifier_errors": 0}
+                       "refused": 0, "errors": 0, "swaps": 0, "cues_lost": 0, "classifier_errors": 0,
+                       "restarts": 0, "clock_steps": 0, "timing_bursts": 0, "markers_unmapped": 0,
+                       "markers_rejected": 0, "streams_refused_units": 0}
         self.refused_by_reason: dict[str, int] = {}
 
     # ------------------------------------------------------------------ public surface
@@ -99,6 +113,7 @@ class Engine:
             out["streams"] = len(self.streams)
             out["model_version"] = self.model.version
             out["refused_by_reason"] = dict(self.refused_by_reason)
+            out["unmapped_markers"] = dict(self.unmapped_markers)
             return out
 
     def close_stream(self, stream_id: str) -> None:
@@ -133,6 +148,7 @@ class Engine:
             rebuild_streams(self.pool, list(self.streams.values()), new, self.window, self.preroll)
             self.model = new
             self.offset = new.profile.offset_samples
+            self.marker_map = MarkerMap.from_profile(new.profile)
             if self._own_classifier:
                 self.classifier = InProcessClassifier(new.decoder, new.version)
             self._stats["swaps"] += 1
@@ -178,21 +194,10 @@ class Engine:
             self.streams[stream_id] = st
         return st
 
-    def _marker(self, marker: Marker, now: float, due: list[tuple]) -> None:
-        if not self._cues:
-            return
-        st = self._stream(str(marker.stream_id))
-        if marker.sample is None and marker.timestamp is None:
-            self._event("cue_lost", st, reason="no-position", detail="marker without sample or timestamp")
-            return
-        cue = PendingCue(marker.label, None if marker.sample is None else int(marker.sample),
-                         None if marker.timestamp is None else float(marker.timestamp))
-        st.cues.append(cue)
-        if not st.fresh:
-            self._due_cues(st, now, due)
-
     def _due_cues(self, st: StreamState, arrival: float, due: list[tuple]) -> None:
-        ready, lost = cue_windows(st, self.pool, self.sfreq, self.offset, self.window)
+        if any(c.sample is None and c.seq is None for c in st.cues):
+            self._refit(st)  # cues placed by timestamp: on the de-jittered line
+        ready, lost = cue_windows(st, self.tracker, self.pool.ring, self.offset, self.window)
         for reason, detail in lost:
             self._cue_lost(st, reason, detail)
         due.extend((st, "cue", start, end, label, arrival) for start, end, label in ready)
@@ -205,11 +210,11 @@ class Engine:
                detail: str = "") -> None:
         self.events.append(EngineEvent(kind, None if st is None else st.stream_id, int(size), reason, detail))
 
-    def _refuse(self, st: StreamState, reason: str, n: int, detail: str) -> None:
+    def _refuse(self, st: StreamState, reason: str, n: int, detail: str, breaks: bool = True) -> None:
         self._stats["refused"] += 1
         self.refused_by_reason[reason] = self.refused_by_reason.get(reason, 0) + 1
         st.refused += 1
-        if not st.fresh:
+        if breaks and not st.fresh:
             st.broken = True
         self._event("refused", st, n, reason, detail)
 
@@ -225,7 +230,8 @@ class Engine:
             try:
                 # Fast path: a well-formed chunk that continues its healthy stream exactly.
                 seq = ch.seq
-                if (seq is not None and seq == st.index + st.shift and not st.fresh and not st.broken
+                if (seq is not None and seq == st.index + st.shift and st.units_ok and not st.fresh
+                        and not st.broken and (ch.session is None or ch.session == st.session)
                         and type(data) is np.ndarray and data.ndim == 2 and data.shape[0] == n_ch
                         and data.dtype.kind == "f"):
                     n = data.shape[1]
@@ -246,11 +252,30 @@ class Engine:
                     self._refuse(st, reason, n, f"refused chunk: {reason} (shape "
                                  f"{getattr(data, 'shape', None)}, dtype {getattr(data, 'dtype', None)})")
                     continue
-                placed = place_chunk(st, ch, self.sfreq, self.config.gap_tolerance)
+                if st.units_ok is False:  # refused for its unit: counted, reported once
+                    self.refused_by_reason["units"] = self.refused_by_reason.get("units", 0) + 1
+                    self._stats["refused"] += 1
+                    continue
+                placed = self.tracker.place(st, ch, None if ch.seq is not None else
+                                            lambda k, st=st: self._recent(st, k))
                 if placed is None:
                     self._dup(st, data.shape[1])
                     continue
-                skip, start, gap = placed
+                if not isinstance(placed, Placement):
+                    self._refuse(st, placed, data.shape[1], CORRUPT.get(placed, placed), breaks=False)
+                    continue
+                skip, start, gap = placed.skip, placed.start, placed.gap
+                if placed.restart:
+                    st.broken = True  # a new segment: the filter restarts whatever the gap policy
+                    if gap:
+                        self._stats["gaps"] += 1
+                        self._stats["gap_samples"] += gap
+                        st.gaps += 1
+                        self._event("gap", st, gap, "restart", f"source restarted: {gap} samples missing "
+                                    f"before index {start}")
+                        gap = 0
+                if st.units_ok is None and not self._units(st, ch, data[:, skip:]):
+                    continue
                 if skip:
                     self._dup(st, skip)
                     data = data[:, skip:]

@@ -31,7 +31,10 @@ class Coverage:
     Attributes
     ----------
     cues_seen : int
-        Cue markers the source delivered to the engine.
+        Markers the source delivered to the engine.
+    cues_ignored : int
+        Of which no cue: values the model's profile maps to no class, and rejection markers
+        (the engine's ``markers_unmapped`` + ``markers_rejected``).
     cues_decided : int
         Cue-locked decisions made.
     cues_lost : int
@@ -44,6 +47,7 @@ class Coverage:
 
     def __init__(self) -> None:
         self.cues_seen = 0
+        self.cues_ignored = 0
         self.cues_decided = 0
         self.cues_lost = 0
         self.samples_received = 0
@@ -52,11 +56,11 @@ class Coverage:
     @property
     def cues_undecided(self) -> int:
         """Cues seen but not decided (lost, or still waiting for their window)."""
-        return max(self.cues_seen - self.cues_decided, 0)
+        return max(self.cues_seen - self.cues_ignored - self.cues_decided, 0)
 
     def line(self) -> str:
         """``decided cues 67/67, decoded samples 166481/166481``."""
-        return (f"decided cues {self.cues_decided}/{self.cues_seen}, decoded samples "
+        return (f"decided cues {self.cues_decided}/{self.cues_seen - self.cues_ignored}, decoded samples "
                 f"{self.samples_decoded}/{self.samples_received}")
 
 
@@ -104,6 +108,8 @@ class RunMonitor:
                 events.extend(queue.drain())
         stats = engine.stats() if hasattr(engine, "stats") else {}
         self.coverage.cues_decided = int(stats.get("cue_decisions", self.coverage.cues_decided))
+        self.coverage.cues_ignored = (int(stats.get("markers_unmapped", 0))
+                                      + int(stats.get("markers_rejected", 0)))
         self.coverage.samples_decoded = int(stats.get("samples_in", self.coverage.samples_decoded))
         if events:
             self.record(events)

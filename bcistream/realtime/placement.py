@@ -1,22 +1,21 @@
-"""Where a chunk goes in its stream: checks, duplicates, gaps, and splitting a batch into rounds."""
+"""Chunk shape checks and splitting a batch into rounds (placement on the stream: `tracker`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from bcistream.realtime.protocols import Chunk
-from bcistream.realtime.streams import StreamState
 
-__all__ = ["check_chunk", "place_chunk", "split_rounds"]
+__all__ = ["check_chunk", "split_piece", "split_rounds"]
 
 
 def split_piece(ch: Chunk, max_piece: int) -> tuple[Chunk, Chunk]:
     """The first ``max_piece`` samples of a chunk and the rest (seq and timestamps follow)."""
     data, ts = ch.data, ch.timestamps
     head = Chunk(ch.stream_id, data[:, :max_piece], None if ts is None else ts[:max_piece], ch.seq,
-                 ch.arrival)
+                 ch.arrival, ch.session, ch.units_declared)
     tail = Chunk(ch.stream_id, data[:, max_piece:], None if ts is None else ts[max_piece:],
-                 None if ch.seq is None else ch.seq + max_piece, ch.arrival)
+                 None if ch.seq is None else ch.seq + max_piece, ch.arrival, ch.session, ch.units_declared)
     return head, tail
 
 
@@ -39,7 +38,8 @@ def split_rounds(chunks: list[Chunk], max_piece: int) -> list[list[Chunk]]:
         if n > max_piece:
             pieces = [Chunk(ch.stream_id, data[:, i:i + max_piece],
                             None if ch.timestamps is None else ch.timestamps[i:i + max_piece],
-                            None if ch.seq is None else ch.seq + i, ch.arrival)
+                            None if ch.seq is None else ch.seq + i, ch.arrival, ch.session,
+                            ch.units_declared)
                       for i in range(0, n, max_piece)]
         for piece in pieces:
             r = count.get(piece.stream_id, 0)
@@ -67,31 +67,3 @@ def check_chunk(ch: Chunk, n_channels: int) -> str | None:
     if ch.timestamps is not None and np.shape(ch.timestamps) != (data.shape[1],):
         return "timestamps"
     return None
-
-
-def place_chunk(st: StreamState, ch: Chunk, sfreq: float, gap_tolerance: float
-                ) -> tuple[int, int, int] | None:
-    """``(skip, start, gap)``: leading samples already seen, index of the first new one, samples missing.
-
-    ``None`` when every sample was already seen. With a ``seq`` the indices are the transport's;
-    otherwise gaps and duplicates are read from the timestamps (``gap_tolerance`` samples of jitter).
-    """
-    n = ch.data.shape[1]
-    if st.fresh:
-        return 0, (0 if ch.seq is None else int(ch.seq)), 0
-    if ch.seq is not None:
-        seq = int(ch.seq) - st.shift
-        if seq < st.index:
-            skip = st.index - seq
-            return None if skip >= n else (skip, st.index, 0)
-        return 0, seq, seq - st.index
-    if ch.timestamps is not None and st.last_ts is not None:
-        ts = ch.timestamps
-        steps = (float(ts[0]) - st.last_ts) * sfreq
-        if steps < 0.5:
-            skip = int(np.searchsorted(ts, st.last_ts + 0.5 / sfreq))
-            return None if skip >= n else (skip, st.index, 0)
-        if steps - 1.0 > gap_tolerance:
-            gap = int(round(steps)) - 1
-            return 0, st.index + gap, gap
-    return 0, st.index, 0

@@ -33,6 +33,11 @@ class Chunk:
         the transport has none (then timestamps are used to detect gaps).
     arrival : float
         ``time.monotonic()`` when the adapter received the chunk (latency is measured from it).
+    session : str or None
+        Id of the source's session (a producer run); a new id opens a new segment of the stream.
+    units_declared : bool
+        The adapter converted the samples from a declared unit (source metadata or the profile's
+        ``units``); otherwise the first second of the stream is checked for plausibility as volts.
     """
 
     stream_id: str
@@ -40,6 +45,8 @@ class Chunk:
     timestamps: np.ndarray | None = None
     seq: int | None = None
     arrival: float = 0.0
+    session: str | None = None
+    units_declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,18 +56,23 @@ class Marker:
     Parameters
     ----------
     stream_id : str
-    label : str or None
-        Class name of the cue, ``None`` when unknown.
+    label : str, int, float, bytes or None
+        The marker value as the source sent it: a class name, an event code (``769``, ``"769"``),
+        or an alias of the profile (``"T1"``). The engine maps it through the model profile's
+        `bcistream.data.contract.MarkerMap`; ``None`` is a cue of unknown class.
     sample : int or None
-        Cue onset as a sample index of the stream (Kafka, replay).
+        Cue onset as the transport's sequence number of the stream (Kafka, replay).
     timestamp : float or None
         Cue onset on the source clock (LSL); used when ``sample`` is ``None``.
+    session : str or None
+        Source session ``sample`` counts in (``None``: the stream's current one).
     """
 
     stream_id: str
-    label: str | None
+    label: object
     sample: int | None = None
     timestamp: float | None = None
+    session: str | None = None
 
 
 @dataclass

@@ -8,8 +8,10 @@ the engine decides it in the same loop iteration) and is then handed to a bounde
 writer thread drains (``bcistream.streamer.trial_writer``). A full queue never blocks decoding:
 the trial is counted as overflow and reported as an event.
 
-Sample indices follow the engine's rule (`place_chunk`): the transport's ``seq`` when present,
-else samples counted from the first chunk plus gaps read from the timestamps.
+Sample indices, duplicates, gaps, source restarts, cue positions and the unit check of undeclared
+streams follow the engine's rules exactly: both use the stream tracker
+(`bcistream.realtime.tracker`) with the same settings; marker values go through the profile's
+`MarkerMap` (only cues of a known class become trials).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from typing import Any
 
 import numpy as np
 
+from bcistream.data.contract import MarkerMap
 from bcistream.data.profiles import Profile
 from bcistream.data.trial_format import RecordedTrial
+from bcistream.realtime.config import EngineConfig
 from bcistream.realtime.events import EngineEvent, EventQueue
-from bcistream.realtime.placement import check_chunk, place_chunk
+from bcistream.realtime.placement import check_chunk
 from bcistream.realtime.protocols import Batch, Marker, Source
 from bcistream.realtime.records import Decision
 from bcistream.realtime.streams import PendingCue, StreamState
+from bcistream.realtime.tracker import Placement, StreamTracker
 
 __all__ = ["Recorder", "RecorderSink", "RecordingSource"]
 
@@ -73,19 +78,17 @@ class _Ring:
         idx = np.arange(start, end) % self.size
         return self.data[:, idx].copy(), self.ts[idx].copy()
 
-    def sample_at(self, t: float, sfreq: float) -> int | None:
-        """Index of the sample nearest to source time ``t`` (``None`` until it has arrived)."""
+    def recent(self, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The last ``k`` samples of the current stretch and their timestamps (fewer if not kept)."""
         st = self.state
-        if st.fresh or st.last_ts is None or t > st.last_ts + 0.5 / sfreq:
-            return None
-        idx = np.arange(max(st.index - self.size, self.seg_start), st.index)
-        stamps = self.ts[idx % self.size]
-        if len(stamps) == 0 or np.isnan(stamps[-1]):
-            return None
-        pos = int(np.searchsorted(stamps, t - 0.5 / sfreq))
-        if pos == 0 and t < stamps[0] - 0.5 / sfreq:
-            return int(idx[0]) - int(round((stamps[0] - t) * sfreq))
-        return int(idx[min(pos, len(idx) - 1)])
+        k = min(k, self.size, st.index - self.seg_start)
+        return None if k <= 0 else self.cut(st.index - k, st.index)
+
+    def stamps(self, span: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and timestamps of the last ``span`` samples of the current stretch."""
+        st = self.state
+        idx = np.arange(max(st.index - min(span, self.size), self.seg_start), st.index)
+        return idx, self.ts[idx % self.size]
 
 
 class Recorder:
@@ -105,13 +108,13 @@ class Recorder:
         Returns the model version in use (for trials the engine made no decision for).
     clock : callable
         Wall clock of ``recorded_at`` (default ``time.time``).
-    gap_tolerance : float
-        Timestamp jitter tolerated before a gap is assumed (samples; as the engine).
+    config : EngineConfig, optional
+        The engine's settings (its tracker's tolerances and unit check); defaults as the engine's.
     """
 
     def __init__(self, profile: Profile, out: queue.Queue, *, preroll_s: float = 1.0, history_s: float = 4.0,
                  version: Callable[[], str | None] | None = None, clock: Callable[[], float] = time.time,
-                 gap_tolerance: float = 0.5) -> None:
+                 config: EngineConfig | None = None) -> None:
         if preroll_s < 0 or history_s < 0:
             raise ValueError("preroll_s and history_s must be >= 0")
         self.profile = profile
@@ -124,7 +127,8 @@ class Recorder:
         self._size = self.preroll + max(self.offset, 0) + self.window + int(round(history_s * self.sfreq))
         self._version = version or (lambda: None)
         self._clock = clock
-        self._tol = gap_tolerance
+        self.tracker = StreamTracker.from_config(self.sfreq, config or EngineConfig(), self.window)
+        self.markers = MarkerMap.from_profile(profile)
         self._profile_dict = profile.to_dict()
         self.streams: dict[str, _Ring] = {}
         self.events = EventQueue()
@@ -153,23 +157,31 @@ class Recorder:
             ring = streams.get(ch.stream_id) or self._ring(str(ch.stream_id))
             data, st = ch.data, ring.state
             # Fast path (as the engine's): a well-formed chunk continuing its stream, no cue pending.
-            if (ch.timestamps is None and ch.seq is not None and ch.seq == st.index and not st.fresh
-                    and not st.broken and not ring.cues and type(data) is np.ndarray and data.ndim == 2
-                    and data.shape[0] == n_ch and data.dtype.kind == "f" and 0 < data.shape[1] <= _PIECE):
+            if (ch.timestamps is None and ch.seq is not None and ch.seq == st.index + st.shift
+                    and st.units_ok and not st.fresh and not st.broken and not ring.cues
+                    and (ch.session is None or ch.session == st.session)
+                    and type(data) is np.ndarray and data.ndim == 2 and data.shape[0] == n_ch
+                    and data.dtype.kind == "f" and 0 < data.shape[1] <= _PIECE):
                 ring.put(st.index, data, None)
                 st.index += data.shape[1]
                 continue
             if check_chunk(ch, n_ch) is not None:
                 ring.state.broken = True  # continuity is lost: nothing before the next chunk is usable
                 continue
-            placed = place_chunk(ring.state, ch, self.sfreq, self._tol)
-            if placed is None:
+            if st.units_ok is False:
                 continue
-            skip, start, gap = placed
+            placed = self.tracker.place(st, ch, None if ch.seq is not None else ring.recent)
+            if not isinstance(placed, Placement):
+                continue  # all seen before, or corrupt (the engine reports both)
+            skip, start, gap = placed.skip, placed.start, placed.gap
             data = ch.data[:, skip:] if skip else ch.data
+            if st.units_ok is None:
+                if ch.units_declared:
+                    st.units_ok = True
+                elif self.tracker.check_units(st, data, st.stream_id, "") is False:
+                    continue  # refused for its unit (the engine reports it): no trials from it
             stamps = None if ch.timestamps is None else np.asarray(ch.timestamps[skip:], dtype=np.float64)
-            st = ring.state
-            if st.fresh or gap or st.broken:
+            if st.fresh or gap or st.broken or placed.restart:
                 ring.seg_start, st.broken = start, False
             st.fresh = False
             n = data.shape[1]
@@ -221,22 +233,24 @@ class Recorder:
         return ring
 
     def _marker(self, marker: Marker) -> None:
-        label = marker.label
-        if label is None or label not in self.classes:
+        res = None if marker.label is None else self.markers.map(marker.label)
+        if res is None or res.kind != "class":
             self._stats["unlabelled"] += 1
             return
         if marker.sample is None and marker.timestamp is None:
             return
         self._ring(str(marker.stream_id)).cues.append(PendingCue(
-            label, None if marker.sample is None else int(marker.sample),
-            None if marker.timestamp is None else float(marker.timestamp)))
+            res.label, None, None if marker.timestamp is None else float(marker.timestamp),
+            None if marker.sample is None else int(marker.sample), marker.session))
 
     def _due(self, ring: _Ring) -> None:
         st, keep = ring.state, []
+        if any(c.sample is None and c.seq is None for c in ring.cues):
+            self.tracker.refit(st, *ring.stamps(self.tracker.span))
         for cue in ring.cues:
             timestamp = cue.timestamp
             if cue.sample is None:
-                cue.sample = ring.sample_at(cue.timestamp, self.sfreq)
+                cue.sample = self.tracker.cue_sample(st, cue)
                 if cue.sample is None:
                     keep.append(cue)
                     continue

@@ -24,6 +24,8 @@ class PendingCue:
     label: str | None
     sample: int | None
     timestamp: float | None
+    seq: int | None = None  #: position as the transport's sequence number (mapped through the shift)
+    session: str | None = None  #: the source session ``seq`` belongs to (``None``: the current one)
 
 
 @dataclass
@@ -68,6 +70,17 @@ class StreamState:
         self.history_n = 0
     refused: int = 0
     gaps: int = 0
+    # The stream tracker's bookkeeping (`bcistream.realtime.tracker`).
+    session: str | None = None  #: source session of the current segment
+    past_shifts: dict = field(default_factory=dict)  #: session -> shift, for late markers of old sessions
+    restarts: int = 0
+    clock_steps: int = 0
+    bursts: int = 0
+    fit: tuple | None = None  #: de-jitter line (i0, t0, slope) of the current segment
+    units_ok: bool | None = None  #: plausibility of undeclared units: None = still checking
+    unit_buf: list = field(default_factory=list)
+    unit_n: int = 0
+    unit_error: str = ""
 
 
 class StreamPool:

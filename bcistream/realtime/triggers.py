@@ -1,14 +1,13 @@
-"""When windows are due: the hop rule and cue-locked windows (markers by sample or by timestamp)."""
+"""When windows are due: the hop rule and cue-locked windows (positions resolved by the stream tracker)."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
+from bcistream.realtime.streams import StreamState
+from bcistream.realtime.tracker import StreamTracker
 
-from bcistream.realtime.streams import StreamPool, StreamState
-
-__all__ = ["cue_windows", "first_hop", "hop_end", "map_timestamp"]
+__all__ = ["cue_windows", "first_hop", "hop_end"]
 
 
 def hop_end(k: int, hop: float) -> int:
@@ -27,29 +26,17 @@ def first_hop(start: int, window: int, hop: float) -> tuple[int, int]:
     return k, hop_end(k, hop)
 
 
-def map_timestamp(st: StreamState, pool: StreamPool, sfreq: float, t: float) -> int | None:
-    """Index of the stream's sample nearest to source time ``t`` (``None`` until it has arrived).
-
-    Looks the time up in the stream's ring of sample timestamps; a time older than the ring is
-    extrapolated from its oldest sample (the window will then be reported as too late).
-    """
-    if st.fresh or st.last_ts is None or t > st.last_ts + 0.5 / sfreq:
-        return None
-    ring = pool.ring
-    lo = max(st.index - ring, st.seg_start)
-    idx = np.arange(lo, st.index)
-    ts = pool.ts[st.slot, idx % ring]
-    if len(ts) == 0 or np.isnan(ts[-1]):
-        return None
-    pos = int(np.searchsorted(ts, t - 0.5 / sfreq))
-    if pos == 0 and (np.isnan(ts[0]) or t < ts[0] - 0.5 / sfreq):
-        return None if np.isnan(ts[0]) else lo - int(round((ts[0] - t) * sfreq))
-    return int(idx[min(pos, len(idx) - 1)])
-
-
-def cue_windows(st: StreamState, pool: StreamPool, sfreq: float, offset: int, window: int
+def cue_windows(st: StreamState, tracker: StreamTracker, ring: int, offset: int, window: int
                 ) -> tuple[list[tuple[int, int, str | None]], list[tuple[str, str]]]:
     """Take the stream's pending cues whose window ``[cue + offset, + window)`` is complete.
+
+    Cue positions are resolved by the tracker (`StreamTracker.cue_sample`: transport ``seq``
+    through the stream's shift and session, or a timestamp on the de-jittered line).
+
+    Parameters
+    ----------
+    ring : int
+        Samples of history kept (older windows cannot be decided any more).
 
     Returns
     -------
@@ -62,7 +49,7 @@ def cue_windows(st: StreamState, pool: StreamPool, sfreq: float, offset: int, wi
     keep, ready, lost = [], [], []
     for cue in st.cues:
         if cue.sample is None:
-            cue.sample = map_timestamp(st, pool, sfreq, cue.timestamp)
+            cue.sample = tracker.cue_sample(st, cue)
             if cue.sample is None:
                 keep.append(cue)
                 continue
@@ -72,7 +59,7 @@ def cue_windows(st: StreamState, pool: StreamPool, sfreq: float, offset: int, wi
             keep.append(cue)
         elif start < st.valid_from or start < st.p_base:
             lost.append(("gap", f"cue at {cue.sample}: window crosses a gap, reset or swap"))
-        elif start - 1 < st.index - pool.ring:
+        elif start - 1 < st.index - ring:
             lost.append(("late", f"cue at {cue.sample}: marker arrived after the history kept"))
         else:
             ready.append((start, end, cue.label))

@@ -199,7 +199,8 @@ class KafkaTarget:
         self._time = time
         self.stream_id = stream_id
         self.sfreq = sfreq
-        self.producer = KafkaChunkProducer(bootstrap, topic, markers_topic, kafka_config)
+        # A fresh session id per run (a replay is a new producer run) and the samples' unit.
+        self.producer = KafkaChunkProducer(bootstrap, topic, markers_topic, kafka_config, units="volts")
 
     def clock(self) -> float:
         """Wall clock (Kafka consumers elsewhere share no LSL clock)."""

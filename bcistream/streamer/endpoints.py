@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from bcistream.data.contract import volts_per_unit
 from bcistream.data.profiles import Profile
 from bcistream.errors import BcistreamError
 from bcistream.realtime.protocols import Sink, Source
@@ -33,6 +34,9 @@ class TransportOptions:
         Drop what an LSL outlet buffered before the inlet opened.
     lsl_markers : bool
         Open ``NAME-markers`` cue streams on LSL.
+    units : str or None
+        Unit of streams that declare none (no LSL channel units, no Kafka ``units`` header);
+        overrides the profile's ``units``. ``None``: the profile's, else a plausibility check.
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -44,6 +48,7 @@ class TransportOptions:
     resolve_timeout: float = 5.0
     skip_backlog: bool = False
     lsl_markers: bool = True
+    units: str | None = None
 
 
 def split_spec(spec: str, kinds: tuple[str, ...]) -> tuple[str, str]:
@@ -59,6 +64,9 @@ def split_spec(spec: str, kinds: tuple[str, ...]) -> tuple[str, str]:
 def open_source(spec: str, profile: Profile, opts: TransportOptions) -> Source:
     """``lsl:NAME[,NAME...]`` (or ``lsl:source_id=ID``) or ``kafka:TOPIC``."""
     kind, value = split_spec(spec, ("lsl", "kafka"))
+    if opts.units is not None:
+        volts_per_unit(opts.units)  # UnitError naming the units known
+        profile = profile.model_copy(update={"units": opts.units})
     if kind == "lsl":
         from bcistream.streamer.lsl_source import LslSource
 
@@ -70,7 +78,7 @@ def open_source(spec: str, profile: Profile, opts: TransportOptions) -> Source:
     return KafkaSource(opts.bootstrap, value, group=opts.group, markers_topic=opts.markers_topic or None,
                        dead_letter_topic=opts.dead_letter_topic, n_channels=profile.n_channels,
                        sfreq=profile.sfreq, kafka_config=opts.kafka_config,
-                       warmup_messages=opts.warmup_messages)
+                       warmup_messages=opts.warmup_messages, units=profile.units)
 
 
 def open_sink(spec: str, opts: TransportOptions) -> Sink:

@@ -10,7 +10,7 @@ import numpy as np
 from bcistream.errors import BcistreamError
 from bcistream.realtime.records import Decision
 from bcistream.streamer.kafka_config import producer_config
-from bcistream.streamer.wire import encode_chunk, encode_marker
+from bcistream.streamer.wire import encode_chunk, encode_marker, new_session
 
 __all__ = ["KafkaChunkProducer", "KafkaDecisionSink"]
 
@@ -22,8 +22,8 @@ class _Producer:
         self.producer = KafkaProducer(**producer_config(bootstrap, kafka_config, **overrides))
         self._futures: list = []
 
-    def _send(self, topic: str, key: str, value: bytes) -> None:
-        self._futures.append(self.producer.send(topic, key=key.encode(), value=value))
+    def _send(self, topic: str, key: str, value: bytes, headers: list | None = None) -> None:
+        self._futures.append(self.producer.send(topic, key=key.encode(), value=value, headers=headers))
 
     def flush(self) -> None:
         """Block until everything sent is acknowledged; raise if the broker refused any of it."""
@@ -56,22 +56,36 @@ class KafkaDecisionSink(_Producer):
 
 
 class KafkaChunkProducer(_Producer):
-    """Sends EEG chunks (wire format) and cue markers; what `replay --to kafka` and benchmarks use."""
+    """Sends EEG chunks (wire format) and cue markers; what `replay --to kafka` and benchmarks use.
+
+    Parameters
+    ----------
+    session : int, optional
+        Session id stamped on every chunk and marker; default: a fresh random one per producer
+        (`bcistream.streamer.wire.new_session`), so a restarted run is a new segment for the engine.
+    units : str, optional
+        Unit of the samples sent, as a ``units`` header on every chunk (``None``: samples are volts
+        and no header is sent: the engine checks their plausibility).
+    """
 
     def __init__(self, bootstrap: str, topic: str = "eeg.raw", markers_topic: str = "eeg.markers",
-                 kafka_config: dict[str, Any] | None = None, **overrides: Any) -> None:
+                 kafka_config: dict[str, Any] | None = None, *, session: int | None = None,
+                 units: str | None = None, **overrides: Any) -> None:
         super().__init__(bootstrap, kafka_config, **overrides)
         self.topic = topic
         self.markers_topic = markers_topic
+        self.session = new_session() if session is None else int(session)
+        self._headers = None if units is None else [("units", str(units).encode())]
 
     def send_chunk(self, stream_id: str, data: np.ndarray, sfreq: float, seq: int,
                    timestamp: float) -> None:
         """Send samples (n_channels, n_samples) starting at sample ``seq``."""
-        self._send(self.topic, stream_id, encode_chunk(data, sfreq, seq, timestamp))
+        self._send(self.topic, stream_id, encode_chunk(data, sfreq, seq, timestamp, session=self.session),
+                   self._headers)
 
-    def send_marker(self, stream_id: str, sample: int, label: str | None) -> None:
-        """Send a cue marker."""
-        self._send(self.markers_topic, stream_id, encode_marker(stream_id, sample, label))
+    def send_marker(self, stream_id: str, sample: int, label: str | int | float | None) -> None:
+        """Send a cue marker (the label as the marker program has it: class name or code)."""
+        self._send(self.markers_topic, stream_id, encode_marker(stream_id, sample, label, self.session))
 
     def pending(self) -> int:
         """Messages sent but not yet flushed."""

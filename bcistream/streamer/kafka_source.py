@@ -24,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from bcistream.data.contract import UnitError, to_volts, volts_per_unit
 from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.protocols import Batch, Chunk, Marker
 from bcistream.realtime.records import Decision
+from bcistream.realtime.tracker import StreamTracker
 from bcistream.streamer.dead_letter import DeadLetter
 from bcistream.streamer.kafka_config import consumer_config, producer_config
 from bcistream.streamer.kafka_health import FetchWatch
-from bcistream.streamer.wire import WireError, decode_chunk, decode_marker
+from bcistream.streamer.wire import WireError, decode_chunk, decode_marker_full
 
 __all__ = ["KafkaSource", "KafkaSourceStats"]
 
@@ -48,6 +50,8 @@ class KafkaSourceStats:
     gaps: int = 0
     gap_samples: int = 0
     duplicates: int = 0
+    restarts: int = 0
+    seq_outliers: int = 0
     commits: int = 0
     commit_failures: int = 0
     rebalances: int = 0
@@ -102,6 +106,9 @@ class KafkaSource:
     catchup_records : int
         A poll returning at least this many chunks means the engine is behind (backlog, restart):
         the marker consumer is then drained first so no cue arrives after its window.
+    units : str, optional
+        Unit of chunks that carry no ``units`` header (the profile's ``units``); with neither, the
+        chunks are marked undeclared and the engine checks their plausibility as volts.
     stall_s : float
         A consumer behind its high watermark that makes no progress for this long is recovered
         (re-fetch with a doubled ``fetch_max_wait_ms``, up to 1 s) and a ``stall`` event is queued.
@@ -112,7 +119,7 @@ class KafkaSource:
                  n_channels: int | None = None, sfreq: float | None = None,
                  kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
                  marker_keep_samples: int = 5000, catchup_records: int = 20,
-                 stall_s: float = 1.0) -> None:
+                 stall_s: float = 1.0, units: str | None = None) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
         self.topic = topic
@@ -122,6 +129,11 @@ class KafkaSource:
         self.warmup_messages = int(warmup_messages)
         self.marker_keep_samples = int(marker_keep_samples)
         self.catchup_records = int(catchup_records)
+        self._default_scale = None if units is None else volts_per_unit(units)
+        self._scales: dict[bytes, float] = {}
+        self._rules: dict[float, StreamTracker] = {}
+        self._session: dict[str, str | None] = {}
+        self._last_ts: dict[str, float] = {}
         self.stats = KafkaSourceStats()
         self.events = EventQueue()
         self._consumer = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=group))
@@ -132,7 +144,7 @@ class KafkaSource:
         if markers_topic:
             self._markers = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=None))
             self._markers_watch = FetchWatch(self._markers, stall_s=stall_s, on_truncated=self._log_start)
-        self._seen_markers: dict[str, dict[tuple[int | None, str | None], None]] = {}
+        self._seen_markers: dict[str, dict[tuple[int | None, object, str | None], None]] = {}
         self._markers_assigned = False
         self._markers_checked = 0.0
         self._dead = DeadLetter(KafkaProducer(**producer_config(bootstrap, kafka_config)),
@@ -222,16 +234,17 @@ class KafkaSource:
 
     def _take_marker(self, rec: Any) -> None:
         try:
-            sid, sample, label = decode_marker(rec.value, rec.key)
+            sid, sample, label, session = decode_marker_full(rec.value, rec.key)
         except WireError as exc:
             self._dead_letter(rec, "marker", exc.reason)
             return
         seen = self._seen_markers.setdefault(sid, {})
-        if (sample, label) in seen:
+        key = (sample, label, session)  # a restarted producer's markers (new session) are new
+        if key in seen:
             return  # re-read after the log was truncated or recreated: already taken
-        seen[(sample, label)] = None
+        seen[key] = None
         self.stats.markers += 1
-        self._pending.setdefault(sid, []).append(_Pending(Marker(sid, label, sample=sample)))
+        self._pending.setdefault(sid, []).append(_Pending(Marker(sid, label, sample=sample, session=session)))
 
     def _owned_markers(self) -> list[Marker]:
         out = []
@@ -316,20 +329,32 @@ class KafkaSource:
             if self.sfreq is not None and abs(wc.sfreq - self.sfreq) > 1e-6:
                 raise WireError(f"stream {sid!r} is sampled at {wc.sfreq:g} Hz, the model expects "
                                 f"{self.sfreq:g} Hz")
+            scale = self._scale(rec.headers)
+            position = self._position(sid, wc, n)
         except (WireError, UnicodeDecodeError) as exc:
             limit = self._warm_limit.get(tp)
             if limit is None or rec.offset >= limit:  # re-read warm-up data was dead-lettered before
                 detail = getattr(exc, "reason", None) or f"key is not UTF-8: {exc}"
                 self._dead_letter(rec, _reason(detail), detail)
             return None
-        expected = self._next_seq.get(sid)
-        if expected is not None and wc.seq > expected:
+        if position == "restart":
+            # The producer began again (new session, or its sequence back with later timestamps):
+            # positions restart; markers already handed on belong to the engine's old segment.
+            self.stats.restarts += 1
+            self.stats.events.append(("restart", sid, wc.seq))
+            self._next_seq[sid] = wc.seq + n
+            self._replayed.pop(sid, None)
+            self._pending[sid] = [p for p in self._pending.get(sid, []) if not p.emitted]
+        elif position == "gap":
+            gap = wc.seq - self._next_seq[sid]
             self.stats.gaps += 1
-            self.stats.gap_samples += wc.seq - expected
-            self.stats.events.append(("gap", sid, wc.seq - expected))
-        elif expected is not None and wc.seq < expected:
+            self.stats.gap_samples += gap
+            self.stats.events.append(("gap", sid, gap))
+        elif position == "behind":
             self.stats.duplicates += 1
-        self._next_seq[sid] = max(expected or 0, wc.seq + n)
+        self._next_seq[sid] = max(self._next_seq.get(sid, 0), wc.seq + n)
+        self._session[sid] = wc.session
+        self._last_ts[sid] = max(self._last_ts.get(sid, -np.inf), wc.timestamp + (n - 1) / wc.sfreq)
         self._stream_tp[sid] = tp
         limit = self._warm_limit.get(tp)
         if limit is not None and rec.offset < limit:
@@ -337,7 +362,41 @@ class KafkaSource:
         steps = self._steps.get((n, wc.sfreq))
         if steps is None:
             steps = self._steps[(n, wc.sfreq)] = np.arange(n) / wc.sfreq
-        return Chunk(sid, wc.data, wc.timestamp + steps, wc.seq, arrival)
+        data = wc.data if scale is None or scale == 1.0 else to_volts(wc.data, scale)
+        return Chunk(sid, data, wc.timestamp + steps, wc.seq, arrival, wc.session, scale is not None)
+
+    def _scale(self, headers: Any) -> float | None:
+        """Scale to volts from the chunk's ``units`` header, else the default units (``None``: neither)."""
+        for key, value in headers or ():
+            if key == "units":
+                scale = self._scales.get(value)
+                if scale is None:
+                    try:
+                        scale = volts_per_unit(bytes(value).decode("utf-8", "replace"))
+                    except UnitError as exc:
+                        raise WireError(f"units header: {exc}") from None
+                    self._scales[value] = scale
+                return scale
+        return self._default_scale
+
+    def _position(self, sid: str, wc: Any, n: int) -> str:
+        """Where a chunk lies in its stream (`StreamTracker.seq_verdict`); `WireError` if corrupt."""
+        expected = self._next_seq.get(sid)
+        if expected is None:
+            return "first"
+        rule = self._rules.get(wc.sfreq)
+        if rule is None:
+            rule = self._rules[wc.sfreq] = StreamTracker(wc.sfreq)
+        old = self._session.get(sid)
+        if (wc.session is not None and old is not None and wc.session != old
+                and not rule.continues(expected, self._last_ts.get(sid), wc.seq, wc.timestamp)):
+            return "restart"
+        verdict = rule.seq_verdict(expected, self._last_ts.get(sid), wc.seq, wc.timestamp)
+        if verdict == "outlier":
+            self.stats.seq_outliers += 1
+            raise WireError(f"seq-outlier: stream {sid!r} chunk at sequence {wc.seq} is far out of line "
+                            f"with the stream (next expected {expected}) and its timestamps")
+        return verdict
 
     def replayed(self, decision: Decision) -> bool:
         """True when ``decision`` was completed by re-read data: the previous owner published it."""
@@ -384,7 +443,8 @@ class KafkaSource:
 def _reason(detail: str) -> str:
     """A short label for a dead letter's long reason (the metric label; the detail goes in the log)."""
     for needle, label in (("channels", "channels"), ("sampled at", "sfreq"), ("no key", "no-key"),
-                          ("UTF-8", "key-encoding")):
+                          ("UTF-8", "key-encoding"), ("seq-outlier", "seq-outlier"),
+                          ("units header", "units")):
         if needle in detail:
             return label
     return "undecodable"
@@ -402,6 +462,7 @@ def _coalesce(chunks: list[Chunk]) -> list[Chunk]:
         seqs = runs.setdefault(ch.stream_id, [])
         last = seqs[-1][-1] if seqs else None
         if (last is not None and last.seq is not None and ch.seq == last.seq + last.data.shape[1]
+                and ch.session == last.session and ch.units_declared == last.units_declared
                 and ch.data.dtype == last.data.dtype and ch.data.shape[0] == last.data.shape[0]):
             seqs[-1].append(ch)
         else:
@@ -414,5 +475,6 @@ def _coalesce(chunks: list[Chunk]) -> list[Chunk]:
             out.append(run[0])
             continue
         out.append(Chunk(sid, np.concatenate([c.data for c in run], axis=1),
-                         np.concatenate([c.timestamps for c in run]), run[0].seq, run[-1].arrival))
+                         np.concatenate([c.timestamps for c in run]), run[0].seq, run[-1].arrival,
+                         run[0].session, run[0].units_declared))
     return out

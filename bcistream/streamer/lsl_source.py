@@ -1,8 +1,12 @@
 """LSL source: many EEG inlets pulled by ONE thread into numpy, plus cue-marker inlets.
 
-Each stream gets a sample counter (``seq``) from its timestamps: a jump beyond the jitter
-tolerance (the outlet vanished and came back, or samples were dropped) is reported as a gap and
-the counter skips the missing samples, so window positions and cue samples stay on one axis.
+The adapter applies the edge of the input contract (`bcistream.data.contract`): channels in the
+profile's order, samples in volts from the channels' declared units (``desc/channels/channel/unit``,
+else the profile's ``units``; chunks of streams that declare neither are marked undeclared and the
+engine checks their first second), clock-corrected timestamps, and marker values passed on as sent
+(int32 codes, strings) with their timestamps. It assigns no sequence numbers and drops nothing:
+LSL has none, so the engine's stream tracker counts samples, finds gaps in the timestamps and
+recognises an inlet's re-sent overlap by value (`bcistream.realtime.tracker`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bcistream.data.contract import declared_volts_per_unit
 from bcistream.data.profiles import Profile
 from bcistream.realtime.protocols import Batch, Chunk, Marker
 from bcistream.streamer.lsl_checks import channel_order
@@ -36,10 +41,7 @@ class LslSourceStats:
     chunks: int = 0
     samples: int = 0
     markers: int = 0
-    gaps: int = 0
-    gap_samples: int = 0
     lost: int = 0
-    duplicates: int = 0
     events: deque = field(default_factory=lambda: deque(maxlen=100))
 
 
@@ -52,14 +54,13 @@ class _Stream:
         self.sfreq = sfreq
         self.buf = np.empty((max_chunk, n_ch), dtype=np.float32)
         self.max_chunk = max_chunk
-        self.next_seq = 0
         self.last_ts: float | None = None
         self.correction = 0.0
         self.corrected_at = -1e9
         self.skip_before: float | None = None
         self.scale = 1.0
+        self.declared = False  #: units declared (metadata or profile): the engine skips its check
         self.name = sid
-        self.pending: list[tuple[str | None, float]] = []
 
 
 class LslSource:
@@ -81,22 +82,22 @@ class LslSource:
         Drop samples older than the first `poll` (a new inlet first gets what the outlet buffered).
     max_buflen : int
         Seconds the inlet buffers when the engine falls behind.
-    gap_tolerance_s : float
-        Timestamp jitter tolerated before a jump counts as missing samples (amplifiers stamp chunks
-        when they push them, so timestamps wobble by a few ms; an outage shows up as a jump).
+
+    Raises
+    ------
+    UnitError
+        A stream's channels declare different units or a unit that is not a voltage.
     """
 
     def __init__(self, streams: Sequence[str], profile: Profile, *, markers: bool = True,
                  resolve_timeout: float = 5.0, skip_backlog: bool = False, max_buflen: int = 30,
-                 marker_timeout: float = 1.0, recheck_clock_s: float = 5.0,
-                 gap_tolerance_s: float = 0.1) -> None:
+                 marker_timeout: float = 1.0, recheck_clock_s: float = 5.0) -> None:
         import pylsl
 
         self._pylsl = pylsl
         self.profile = profile
         self.stats = LslSourceStats()
         self.recheck_clock_s = recheck_clock_s
-        self.gap_tolerance_s = gap_tolerance_s
         # The backlog is what arrived before the first poll (opening many inlets takes a while).
         self._skip_backlog = skip_backlog
         self._streams: list[_Stream] = []
@@ -112,7 +113,15 @@ class LslSource:
                                   info.get_channel_labels(), profile)
             inlet.open_stream(timeout=resolve_timeout)
             st = _Stream(sid, inlet, order, info.nominal_srate(), info.channel_count(), max_chunk)
-            st.scale = _volts_per_unit(info.get_channel_units(), order)
+            units = info.get_channel_units() or []
+            scale = declared_volts_per_unit([units[i] for i in order] if order is not None and units
+                                            else units)
+            if scale is None:
+                scale = profile.volts_per_unit  # the profile's units, for amplifier apps that send none
+            st.scale, st.declared = (1.0, False) if scale is None else (scale, True)
+            if not st.declared:
+                log.info("stream %r declares no channel units: its first second is checked for "
+                         "plausibility as volts", info.name())
             st.name = info.name()
             self._streams.append(st)
         if markers:
@@ -162,27 +171,11 @@ class LslSource:
             st.skip_before = None
             view, ts = view[keep], ts[keep]
             n = len(ts)
-        if st.last_ts is not None and ts[0] < st.last_ts + 0.5 / st.sfreq:
-            # A recovered connection re-sends the outlet's buffer: drop what was already seen.
-            keep = ts >= st.last_ts + 0.5 / st.sfreq
-            self.stats.duplicates += int(n - keep.sum())
-            if not keep.any():
-                return
-            view, ts = view[keep], ts[keep]
-            n = len(ts)
         data = view[:, st.order].T if st.order is not None else view.T.copy()
         if st.scale != 1.0:
             data *= st.scale
-        if st.last_ts is not None:
-            missing = int(round((ts[0] - st.last_ts) * st.sfreq)) - 1
-            if missing > 0 and ts[0] - st.last_ts > 1.0 / st.sfreq + self.gap_tolerance_s:
-                st.next_seq += missing
-                self.stats.gaps += 1
-                self.stats.gap_samples += missing
-                self.stats.events.append(("gap", st.sid, missing))
-                log.warning("stream %s: gap of %d samples (%.3f s)", st.sid, missing, missing / st.sfreq)
-        batch.chunks.append(Chunk(st.sid, data, ts, st.next_seq, arrival))
-        st.next_seq += n
+        # No seq: LSL has none. Every sample is passed on; the engine's tracker places it.
+        batch.chunks.append(Chunk(st.sid, data, ts, None, arrival, units_declared=st.declared))
         st.last_ts = float(ts[-1])
         self.stats.chunks += 1
         self.stats.samples += n
@@ -193,16 +186,12 @@ class LslSource:
         except self._pylsl.LostError:
             values, ts = [], []
         for value, stamp in zip(values, ts, strict=False):
-            label = None if value[0] in ("", "unknown") else value[0]
-            st.pending.append((label, float(stamp) + self._correction(st, time.monotonic())))
-        if st.last_ts is None:
-            return  # no anchor yet: the cues wait for the first samples
-        for label, stamp in st.pending:
-            # Place the cue on the stream's sample axis from the latest (seq, timestamp) anchor.
-            sample = st.next_seq - 1 + int(round((stamp - st.last_ts) * st.sfreq))
-            batch.markers.append(Marker(st.sid, label, sample=sample, timestamp=stamp))
+            # The value as sent (an int32 code, "769", "T1", a class name): the engine maps it
+            # through the model profile; the engine places it on the de-jittered timestamps.
+            label = value[0] if len(value) else None
+            stamp = float(stamp) + self._correction(st, time.monotonic())
+            batch.markers.append(Marker(st.sid, label, timestamp=stamp))
             self.stats.markers += 1
-        st.pending.clear()
 
     def poll(self, timeout: float = 0.0) -> Batch:
         """Pull every inlet once (without blocking); repeat until data or ``timeout``."""
@@ -237,21 +226,3 @@ class LslSource:
             inlet.close_stream()
         self._streams.clear()
         self._marker_inlets.clear()
-
-
-
-_UNITS = {"v": 1.0, "volt": 1.0, "volts": 1.0, "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
-          "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6}
-
-
-def _volts_per_unit(units: Sequence[str | None] | None, order: np.ndarray | None) -> float:
-    """Scale to volts (the profile's unit) from the stream's channel units; volts when unknown."""
-    if not units:
-        return 1.0
-    picked = [units[i] for i in order] if order is not None else list(units)
-    scales = {_UNITS.get(str(u).strip().lower()) for u in picked}
-    if len(scales) != 1 or None in scales:
-        if any(u for u in picked):
-            log.warning("unrecognised or mixed channel units %s: treating samples as volts", set(picked))
-        return 1.0
-    return scales.pop()
