@@ -90,7 +90,10 @@ def replay(
         try:
             stats = play(rec, target, speed=pace, chunk=chunk, loop=loop, stop=stop)
         finally:
-            target.close()
+            # LSL outlets stay alive until the process ends (`exit_process`): destroying them
+            # while inlets are connected can crash liblsl (sccn/liblsl#218).
+            if not isinstance(target, LslTarget):
+                target.close()
     took = time.monotonic() - t0
     err_console.print(f"sent {stats.samples} samples in {stats.chunks} chunks and {stats.cues} cues in "
                       f"{took:.2f} s ({stats.samples / rec.sfreq / max(took, 1e-9):.1f}x real time); "
@@ -152,6 +155,11 @@ def run(
                                                              "seconds (models:/NAME@ALIAS).")] = None,
     updates_topic: Annotated[str, typer.Option(help="Kafka topic of promotion announcements "
                                                     "('' for none).")] = "model-updates",
+    lsl_proba: Annotated[str | None, typer.Option(
+        help="LSL outlet NAME of class probabilities (float32, a channel per class); "
+             "= --to lsl-proba:NAME.")] = None,
+    lsl_labels: Annotated[str | None, typer.Option(help="LSL outlet NAME of cue-locked decided labels; "
+                                                        "= --to lsl-labels:NAME.")] = None,
 ) -> None:
     """Decode live streams: a source, the engine, decision sinks, a live view and /metrics."""
     from prometheus_client import CollectorRegistry, start_http_server
@@ -163,7 +171,14 @@ def run(
     from bcistream.realtime.loop import run_loop
     from bcistream.realtime.metrics import EngineMetrics, source_metrics
     from bcistream.realtime.monitor import RunMonitor
-    from bcistream.streamer.endpoints import TransportOptions, open_sink, open_source, split_spec
+    from bcistream.streamer.endpoints import (
+        SINK_KINDS,
+        OutletMeta,
+        TransportOptions,
+        open_sink,
+        open_source,
+        split_spec,
+    )
     from bcistream.streamer.kafka_config import parse_kafka_opts
     from bcistream.streamer.sinks import FilteredSink
     from bcistream.training.registry import load_model
@@ -171,9 +186,11 @@ def run(
     cfg = settings()
     config = EngineConfig(hop_s=hop, triggers=_triggers(trigger))
     # Bad --from/--to specs fail before the (slow) model load.
-    split_spec(source, ("lsl", "kafka"))
-    for spec in to or []:
-        split_spec(spec, ("stdout", "jsonl", "lsl", "kafka"))
+    src_kind, src_value = split_spec(source, ("lsl", "kafka"))
+    to = [*(to or ["stdout"]), *([f"lsl-proba:{lsl_proba}"] if lsl_proba else []),
+          *([f"lsl-labels:{lsl_labels}"] if lsl_labels else [])]
+    for spec in to:
+        split_spec(spec, SINK_KINDS)
     uri = tracking_uri or cfg.mlflow_uri
     loaded = load_model(model, uri)
     remote = _classifier(classifier)
@@ -191,12 +208,17 @@ def run(
                             resolve_timeout=resolve_timeout, skip_backlog=skip_backlog, units=units)
     engine = Engine(loaded.pipeline, version=loaded.version, config=config, classifier=remote,
                     on_unknown_version=on_unknown_version)
-    src = open_source(source, loaded.profile, opts)
     sinks = []
     closed = None
+    src = None
     try:
-        for spec in to or ["stdout"]:
-            sinks.append(open_sink(spec, opts))
+        # Outlets first: a stimulus program can connect while the engine waits for the amplifier.
+        meta = OutletMeta(model=model, version=str(loaded.version), profile=loaded.profile.name,
+                          classes=tuple(str(c) for c in engine.model.classes))
+        known = src_value.split(",") if src_kind == "lsl" and "=" not in src_value else []
+        for spec in to:
+            sinks.append(open_sink(spec, opts, meta=meta, streams=known))
+        src = open_source(source, loaded.profile, opts)
         if hasattr(src, "replayed"):
             sinks = [FilteredSink(s, src.replayed) for s in sinks]
         registry = CollectorRegistry()

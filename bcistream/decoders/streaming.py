@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 from bcistream.data.profiles import Profile
 from bcistream.decoders.blockfilter import FilterBankBlocks
 from bcistream.decoders.final import FinalStep, softmax
+from bcistream.pipeline.fitting import class_order
 
 __all__ = ["CSPStreaming", "CovStreaming", "StreamingDecoder"]
 
@@ -65,6 +66,8 @@ class StreamingDecoder:
         Running-sum entries per sample.
     n_features : int
     classes : ndarray
+        Class names in the profile's order (`bcistream.pipeline.class_order`), the column order
+        of `predict_proba` (the final step itself keeps the estimator's sorted order).
     final : FinalStep
     """
 
@@ -82,7 +85,10 @@ class StreamingDecoder:
         self.n_moments = int(n_moments)
         self.n_features = int(n_features)
         self.final = final
-        self.classes = final.classes
+        names, columns = class_order(pipeline)
+        self.classes = names
+        # Identity when the estimator's order already is the profile's: skip the copy then.
+        self._columns = None if np.array_equal(columns, np.arange(len(columns))) else columns
 
     # -- the seam the engine uses ------------------------------------------------------------
     def state_shape(self) -> tuple[tuple[int, int], int]:
@@ -122,8 +128,10 @@ class StreamingDecoder:
         raise NotImplementedError
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities (D, n_classes) from features (numpy, from fitted parameters)."""
-        return self.final.predict_proba(features)
+        """Class probabilities (D, n_classes), columns in `classes` order, from features (numpy,
+        from the fitted parameters)."""
+        proba = self.final.predict_proba(features)
+        return proba if self._columns is None else proba[:, self._columns]
 
     def classify(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Class names (argmax) and probabilities."""
@@ -136,8 +144,10 @@ class StreamingDecoder:
         raise NotImplementedError
 
     def offline_proba(self, X: np.ndarray) -> np.ndarray:
-        """The fitted pipeline's own ``predict_proba`` on filtered windows (sklearn, reference)."""
-        return self.pipeline[1:].predict_proba(X)
+        """The fitted pipeline's own ``predict_proba`` on filtered windows (sklearn, reference),
+        columns in `classes` order."""
+        proba = self.pipeline[1:].predict_proba(X)
+        return proba if self._columns is None else proba[:, self._columns]
 
     def describe(self) -> dict[str, object]:
         """Name, feature count and final-step form, for logs and ``/model``."""

@@ -10,6 +10,7 @@ from bcistream.pipeline.factory import (
     DEFAULT_PARAMS,
     csp_filters,
     make_pipeline,
+    pipeline_band,
     pipeline_profile,
     power_to_features,
 )
@@ -17,6 +18,7 @@ from bcistream.pipeline.filter import CausalBandpass
 from bcistream.pipeline.filterbank import CausalFilterBank
 from bcistream.pipeline.fitting import (
     check_trials_per_class,
+    class_order,
     decode_filtered,
     fit_filtered,
     min_trials_per_class,
@@ -28,12 +30,14 @@ __all__ = [
     "CausalFilterBank",
     "Epochs",
     "check_trials_per_class",
+    "class_order",
     "csp_filters",
     "decode_filtered",
     "epochs_from_recording",
     "filter_recording",
     "fit_filtered",
     "make_pipeline",
+    "pipeline_band",
     "min_trials_per_class",
     "pipeline_profile",
     "power_to_features",

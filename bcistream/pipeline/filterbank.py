@@ -61,6 +61,7 @@ class CausalFilterBank(TransformerMixin, BaseEstimator):
         self.filters_ = [CausalBandpass(self.profile, float(lo), float(hi), self.order).fit()
                          for lo, hi in bands]
         self.bands_ = tuple((float(lo), float(hi)) for lo, hi in bands)
+        self.band_ = (min(b[0] for b in self.bands_), max(b[1] for b in self.bands_))  # the span
         self.sos_ = [f.sos_ for f in self.filters_]
         self.sfreq_ = prof.sfreq
         self.window_ = prof.window_samples

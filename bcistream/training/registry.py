@@ -158,11 +158,17 @@ def log_pipeline(pipe: Pipeline, *, metadata: dict[str, Any] | None = None):
     mlflow.models.model.ModelInfo
     """
     import mlflow.sklearn
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import Schema, TensorSpec
 
     prof = pipeline_profile(pipe)
     example = input_example(prof)
-    signature = infer_signature(example, pipe.predict(example))
+    inferred = infer_signature(example, pipe.predict(example))
+    # Any batch size and any time length >= the window: leading samples are filter pre-roll
+    # (docs/serving.md), so the signature must not pin n_times at the window length.
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, prof.n_channels, -1), name=None)]),
+        outputs=inferred.outputs)
     meta = {"profile": prof.to_dict(), **(metadata or {})}
     return mlflow.sklearn.log_model(
         pipe,
