@@ -56,7 +56,8 @@ def assert_rel(got: np.ndarray, want: np.ndarray, rel: float = 1e-9) -> None:
 
 def check_parity(pipe, recs, decisions, features=None) -> None:
     dec = compile_streaming(pipe)
-    classes = [str(c) for c in dec.classes]
+    classes = [str(c) for c in pipe[-1].classes_]  # the estimator's column order (sklearn's)
+    assert sorted(classes) == sorted(str(c) for c in dec.classes)
     assert decisions, "no decisions at all"
     order = {(d.stream_id, d.trigger, d.window_end): i for i, d in enumerate(decisions)}
     assert len(order) == len(decisions), "a window was decided twice"
@@ -136,11 +137,15 @@ def test_numpy_final_step_equals_the_estimator(name, params, recordings):
     F = dec.offline_features(X)
     assert F.shape[1] == dec.n_features
     want = pipe[1:].predict_proba(X)
-    np.testing.assert_allclose(dec.predict_proba(F), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dec.final.predict_proba(F), want, rtol=0, atol=1e-12)
+    # The decoder's own columns follow the profile's class order.
+    order = [list(pipe[-1].classes_).index(c) for c in dec.classes]
+    np.testing.assert_allclose(dec.predict_proba(F), want[:, order], rtol=0, atol=1e-12)
     # Far from the training data too (probabilities near 0 / 1, large decision values).
     far = F * 3.0
     ref_in = dec.unpack(far) if dec.name == "mdm" else far
-    np.testing.assert_allclose(dec.predict_proba(far), pipe[-1].predict_proba(ref_in), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dec.final.predict_proba(far), pipe[-1].predict_proba(ref_in), rtol=0,
+                               atol=1e-12)
 
 
 @pytest.mark.slow
