@@ -94,7 +94,11 @@ def test_serve_a_riemannian_model(tmp_path):
             ep = epochs_from_recording(pipe, rec)
             feats = dec.offline_features(ep.X[:5])  # tangent vectors, as the engine computes them
             pred = client.classify_features(feats, "1")
-            np.testing.assert_allclose(pred.probabilities, pipe[1:].predict_proba(ep.X[:5]), atol=1e-12)
+            # Columns in the profile's class order, as every answer lists them.
+            cols = [list(pipe[-1].classes_).index(c) for c in pred.classes]
+            assert pred.classes == [str(c) for c in dec.classes]
+            np.testing.assert_allclose(pred.probabilities, pipe[1:].predict_proba(ep.X[:5])[:, cols],
+                                       atol=1e-12)
             with pytest.raises(Exception, match="253"):
                 client.classify_features(feats[:, :6], "1")
     finally:
