@@ -39,6 +39,10 @@ _EXPORTS: dict[str, str] = {
     "CausalBandpass": "bcistream.pipeline.filter",
     "fit_filtered": "bcistream.pipeline.fitting",
     "profile_from": "bcistream.pipeline.factory",
+    # decoders as plug-ins
+    "DECODERS": "bcistream.decoders.registry",
+    "make_decoder": "bcistream.decoders.registry",
+    "compile_streaming": "bcistream.decoders.compile",
     # the streaming engine
     "Engine": "bcistream.realtime.engine",
     "EngineConfig": "bcistream.realtime.config",
@@ -69,12 +73,13 @@ _EXPORTS: dict[str, str] = {
     "BcistreamError": "bcistream.errors",
 }
 
-__all__ = ["__version__", "Batch", "BcistreamError", "CausalBandpass", "Chunk", "Client", "Cue", "Decision",
-          "Engine", "EngineConfig", "Epochs", "JsonlSink", "KafkaDecisionSink", "KafkaSource", "ListSink",
-          "LiveConfig", "LiveSummary", "LiveSystem", "LslDecisionSink", "LslLabelSink",
-          "LslProbabilitySink", "LslSource", "Marker", "MemorySource", "Profile", "Recording", "StdoutSink",
-          "epochs_from_recording", "filter_recording", "fit_filtered", "load_model", "load_profile",
-          "load_recording", "make_pipeline", "profile_from", "recording_from_raw", "run_live"]
+__all__ = ["__version__", "Batch", "BcistreamError", "CausalBandpass", "Chunk", "Client", "Cue", "DECODERS",
+           "Decision", "Engine", "EngineConfig", "Epochs", "JsonlSink", "KafkaDecisionSink", "KafkaSource",
+           "ListSink", "LiveConfig", "LiveSummary", "LiveSystem", "LslDecisionSink", "LslLabelSink",
+           "LslProbabilitySink", "LslSource", "Marker", "MemorySource", "Profile", "Recording",
+           "StdoutSink", "compile_streaming", "epochs_from_recording", "filter_recording", "fit_filtered",
+           "load_model", "load_profile", "load_recording", "make_decoder", "make_pipeline", "profile_from",
+           "recording_from_raw", "run_live"]
 
 
 def __getattr__(name: str) -> Any:
@@ -94,6 +99,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing is imported at run
     from bcistream.data.loader import load_recording, recording_from_raw
     from bcistream.data.profiles import Profile, load_profile
     from bcistream.data.recording import Cue, Recording
+    from bcistream.decoders.compile import compile_streaming
+    from bcistream.decoders.registry import DECODERS, make_decoder
     from bcistream.errors import BcistreamError
     from bcistream.live.config import LiveConfig
     from bcistream.live.system import LiveSummary, LiveSystem, run_live

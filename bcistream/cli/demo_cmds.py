@@ -72,6 +72,8 @@ def demo(
     trials_per_class: Annotated[int, typer.Option(min=4, max=72, help="Synthetic trials per class "
                                                                      "and session.")] = 72,
     view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Pipeline parameter key=value for training, e.g. decoder=ts-lr.")] = None,
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report
@@ -106,7 +108,8 @@ def demo(
     name = model_name_for(base, plans[0].label)
     uri = cfg.mlflow_uri
     console.rule("1/3 train, register and promote")
-    _cli(["train", *spec.argv(), *option_args(profile=profile), "--name", base])
+    _cli(["train", *spec.argv(), *option_args(profile=profile), "--name", base,
+          *[arg for item in set_ or [] for arg in ("--set", item)]])
     champion = load_model(f"models:/{name}@champion", uri)
     evaluation = load_recording(replay_file, champion.profile)
 

@@ -201,8 +201,9 @@ def make_pipeline(
 
 
 def pipeline_band(pipe: Pipeline) -> tuple[float, float]:
-    """The pass band (Hz) the fitted pipeline's causal filter uses (the profile's when not set)."""
-    filt = pipe.named_steps["filter"]
+    """The pass band (Hz) the fitted pipeline's causal filter uses (the profile's when not set;
+    a filter bank's span from its lowest to its highest edge)."""
+    filt = pipe[0]
     if not hasattr(filt, "band_"):
         filt.fit()
     low, high = filt.band_
@@ -210,8 +211,8 @@ def pipeline_band(pipe: Pipeline) -> tuple[float, float]:
 
 
 def pipeline_profile(pipe: Pipeline) -> Profile:
-    """The dataset profile a pipeline carries."""
-    return pipe.named_steps["filter"].get_profile()
+    """The dataset profile a pipeline carries (in its first step, the causal filter)."""
+    return pipe[0].get_profile()
 
 
 def csp_filters(pipe: Pipeline) -> np.ndarray:

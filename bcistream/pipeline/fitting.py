@@ -14,7 +14,7 @@ __all__ = ["check_trials_per_class", "decode_filtered", "fit_filtered", "min_tri
 
 def min_trials_per_class(pipe: Pipeline) -> int:
     """Fewest trials of each class the pipeline can be fitted on (its calibration folds)."""
-    cv = pipe.named_steps["clf"].cv
+    cv = getattr(pipe[-1], "cv", None)  # a calibrated classifier needs its folds per class
     return int(cv) if isinstance(cv, int) else 2
 
 
@@ -35,7 +35,7 @@ def fit_filtered(pipe: Pipeline, epochs: Epochs) -> Pipeline:
     the transient of a zero-state start.
     """
     check_trials_per_class(pipe, epochs.y)
-    pipe.named_steps["filter"].fit()
+    pipe[0].fit()  # the causal filter (learns nothing from data)
     pipe[1:].fit(epochs.X, np.asarray(epochs.y, dtype=str))
     return pipe
 

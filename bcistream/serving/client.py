@@ -164,7 +164,7 @@ class Client:
                               n_cues=int(body.get("n_cues", 0)), excluded=body.get("excluded") or {})
 
     def classify_features(self, features: np.ndarray, version: str) -> Prediction:
-        """Classify CSP feature vectors computed with model ``version``.
+        """Classify feature vectors (n, n_features) computed with model ``version``.
 
         Raises
         ------

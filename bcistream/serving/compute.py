@@ -11,6 +11,7 @@ import io
 import math
 import numbers
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -21,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from bcistream.data.contract import UnitError, check_plausible_volts, to_volts
 from bcistream.data.loader import RECORDING_SUFFIXES, load_recording
 from bcistream.data.profiles import Profile
+from bcistream.decoders import StreamingDecoder, compile_streaming
 from bcistream.errors import BcistreamError
 from bcistream.pipeline import class_order, decode_filtered, epochs_from_recording, pipeline_profile
 
@@ -59,6 +61,18 @@ SFREQ_RANGE = (1.0, 100_000.0)
 UNITS_FIX_JSON = 'send "units": "uV" (or "V", "mV", "nV") in the JSON body'
 UNITS_FIX_BINARY = "add ?units=uV to the URL (or an X-Units: uV header)"
 
+
+
+_DECODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def decoder_of(pipe: Pipeline) -> StreamingDecoder:
+    """The streaming twin of a held model, compiled once per pipeline object (its final step,
+    feature count and classes serve ``/classify_features`` and ``/model``)."""
+    dec = _DECODERS.get(pipe)
+    if dec is None:
+        dec = _DECODERS[pipe] = compile_streaming(pipe)
+    return dec
 
 def describe_shape(obj: Any, max_depth: int = 4) -> str:
     """A short text of the shape of a nested list, e.g. ``(2, 22, 800)`` or ``(2, 22, 799|800)``.
@@ -333,10 +347,12 @@ def classify_trials(pipe: Pipeline, X: np.ndarray) -> dict[str, Any]:
 
 
 def classify_features(pipe: Pipeline, features: np.ndarray) -> dict[str, Any]:
-    """Classify feature vectors with the model's final step (labels = argmax, profile class order)."""
-    classes, columns = class_order(pipe)
+    """Classify feature vectors with the decoder's final step (numpy twin of the fitted estimator;
+    labels = argmax, profile class order)."""
+    dec = decoder_of(pipe)
+    classes = dec.classes
     with np.errstate(all="ignore"):
-        proba = pipe.named_steps["clf"].predict_proba(features)[:, columns]
+        proba = dec.predict_proba(features)
     _check_output(proba, "feature vector")
     return {
         "labels": [str(c) for c in classes[np.argmax(proba, axis=1)]],

@@ -31,6 +31,16 @@ TIMED_PATHS = frozenset({"/classify", "/classify_npy", "/raw/classify_npy", "/cl
 MAX_ERROR_CHARS = 400
 
 
+
+def _decoder_fields(pipe: Any) -> dict[str, Any]:
+    """What the engine and clients need of the held model's decoder: name, n_features, classes
+    (profile order)."""
+    from bcistream.serving.compute import decoder_of
+
+    dec = decoder_of(pipe)
+    return {"decoder": dec.name, "n_features": int(dec.n_features),
+            "classes": [str(c) for c in dec.classes]}
+
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """``text`` as one line of at most ``limit`` characters."""
     line = " ".join(str(text).split())
@@ -426,7 +436,7 @@ class Guard:
         if model is None:
             await _send_json(send, 503, {"error": "no model loaded yet"})
             return
-        from bcistream.pipeline import class_order, pipeline_profile
+        from bcistream.pipeline import pipeline_profile
 
         prof = pipeline_profile(model.pipeline)
         payload = {
@@ -440,8 +450,7 @@ class Guard:
             "held_versions": holder.versions,
             "profile": prof.to_dict(),
             "metrics": dict(getattr(model, "metrics", None) or {}),
-            "n_features": int(model.pipeline.named_steps["csp"].n_components),
-            "classes": [str(c) for c in class_order(model.pipeline)[0]],
+            **_decoder_fields(model.pipeline),
         }
         await _send_json(send, 200, payload)
         if self.runtime.metrics is not None:

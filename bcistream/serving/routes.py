@@ -25,6 +25,7 @@ from bcistream.serving.compute import (
     check_trials,
     classify_features,
     classify_trials,
+    decoder_of,
     read_npy_buffer,
 )
 
@@ -127,7 +128,7 @@ def features_json(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answe
                               f"{', '.join(holder.versions)}); features must be recomputed with "
                               f"version {cur.version}",
                      "requested_version": str(version), "current_version": str(cur.version)}
-    n_features = int(model.pipeline.named_steps["csp"].n_components)
+    n_features = decoder_of(model.pipeline).n_features
     F = check_features(value["features"], n_features)
     _observe(runtime, "/classify_features", len(F))
     out = classify_features(model.pipeline, F)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from bcistream.decoders import decoder_name, spatial_patterns
 from bcistream.pipeline import pipeline_band, pipeline_profile
 
 __all__ = ["confusion_png", "topomap_png"]
@@ -74,7 +75,7 @@ def _pattern_classes(pipe: Pipeline, X: np.ndarray | None, y: np.ndarray | None)
     """Per CSP component, the class with the highest and the lowest mean feature ("↑left ↓right")."""
     if X is None or y is None or len(X) == 0:
         return []
-    feats = pipe.named_steps["csp"].transform(X)
+    feats = pipe[1].transform(X)  # the CSP step (topomap_png draws CSP decoders only)
     y = np.asarray(y, dtype=str)
     names = [c for c in pipeline_profile(pipe).class_names if c in set(y)]
     means = np.stack([feats[y == c].mean(axis=0) for c in names])  # (n_classes, n_components)
@@ -111,6 +112,11 @@ def topomap_png(pipe: Pipeline, path: Path, X: np.ndarray | None = None,
     from matplotlib.figure import Figure
 
     prof = pipeline_profile(pipe)
+    patterns = spatial_patterns(pipe)
+    if patterns is None:
+        note = f"CSP scalp maps skipped: decoder '{decoder_name(pipe)}' has no single set of CSP patterns"
+        log.info(note)
+        return None, note
     montage = mne.channels.make_standard_montage(_montage_name(mne))
     known = {name.lower() for name in montage.ch_names}
     missing = [ch for ch in prof.channels if ch.lower() not in known]
@@ -121,8 +127,6 @@ def topomap_png(pipe: Pipeline, path: Path, X: np.ndarray | None = None,
         return None, note
     info = mne.create_info(list(prof.channels), prof.sfreq, "eeg")
     info.set_montage(montage, match_case=False, verbose="error")
-    csp = pipe.named_steps["csp"]
-    patterns = np.asarray(csp.patterns_)[: csp.n_components]
     patterns = patterns / np.abs(patterns).max(axis=1, keepdims=True)
     tags = _pattern_classes(pipe, X, y)
     n = len(patterns)

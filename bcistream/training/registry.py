@@ -26,7 +26,8 @@ import yaml
 from sklearn.pipeline import Pipeline
 
 from bcistream.data.profiles import Profile
-from bcistream.errors import BcistreamError
+from bcistream.decoders import decoder_name
+from bcistream.errors import BcistreamError, ProfileError
 from bcistream.pipeline import pipeline_profile
 
 __all__ = [
@@ -52,12 +53,19 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Artifact downloads are local copies of a few small files; their progress bars are noise.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-#: Types skops may rebuild beyond its built-in safe set: the project's filter, mne's CSP, and the
+#: Types skops may rebuild beyond its built-in safe set: the project's filters and decoder steps,
+#: mne's CSP, pyriemann's covariance / tangent space / MDM (plain numpy attributes), and the
 #: calibration internals of ``CalibratedClassifierCV``. Nothing else is ever trusted.
 TRUSTED_TYPES: tuple[str, ...] = (
     "bcistream.pipeline.filter.CausalBandpass",
+    "bcistream.pipeline.filterbank.CausalFilterBank",
+    "bcistream.decoders.steps.BandCSP",
+    "bcistream.decoders.steps.MutualInfoSelect",
     "mne.decoding.csp.CSP",
     "bcistream.pipeline.csp.CSP",
+    "pyriemann.estimation.Covariances",
+    "pyriemann.tangentspace.TangentSpace",
+    "pyriemann.classification.MDM",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 )
@@ -292,7 +300,9 @@ def register_model(
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise ModelError(f"{tracking_uri}: cannot create model '{name}': {exc.message}") from None
-        all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id}
+        # The decoder is read from the pipeline itself, so every path that registers records it.
+        all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id,
+                    "decoder": decoder_name(pipeline)}
         mv = c.create_model_version(name, source=info.model_uri, run_id=run_id, tags=all_tags,
                                     model_id=info.model_id)
         if alias:
@@ -404,8 +414,10 @@ def _load_folder(folder: Path) -> tuple[Pipeline, dict[str, Any]]:
         raise ModelError(f"{path}: refused, the model holds untrusted types ({exc})") from None
     except Exception as exc:  # skops raises many types for damaged files
         raise ModelError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
-    if not isinstance(pipe, Pipeline) or "filter" not in pipe.named_steps:
-        raise ModelError(f"{path}: not a bcistream pipeline (got {type(pipe).__name__})")
+    try:
+        decoder_name(pipe)
+    except ProfileError:
+        raise ModelError(f"{path}: not a bcistream pipeline (got {type(pipe).__name__})") from None
     return pipe, spec
 
 
