@@ -70,11 +70,13 @@ def setup_closed_loop(*, engine: Any, model: str, tracking_uri: str, profile: An
         if ev.kind in _LOUD:
             say(f"{ev.kind}: {ev.detail}")
 
-    store = open_store(record_store) if record else None
+    if record and not record_store:
+        raise BcistreamError("record needs record_store (a folder or gs://bucket/prefix)")
+    store = open_store(record_store) if record and record_store else None
     loop = ClosedLoop(profile, store=store, watcher=watcher, metrics=metrics, preroll_s=record_preroll,
                       version=lambda: engine.version, on_event=on_event)
     if topic_listener is not None:
         loop.listeners.append(topic_listener.start())
-    if loop.writer is not None:
+    if loop.writer is not None and store is not None:
         say(f"recording labelled trials to {store.url} (session {loop.writer.session})")
     return loop

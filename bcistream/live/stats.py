@@ -20,7 +20,7 @@ class _PerStream:
     cue_decisions: int = 0
     last: str = "—"
     version: str = "—"  #: model version of the stream's last decision (changes on a hot swap)
-    hits: deque = field(default_factory=lambda: deque(maxlen=40))
+    hits: deque[bool] = field(default_factory=lambda: deque(maxlen=40))
 
 
 class LiveStats:
@@ -34,7 +34,7 @@ class LiveStats:
 
     def __init__(self, window: int = 2000) -> None:
         self.streams: dict[str, _PerStream] = {}
-        self.latency = deque(maxlen=window)
+        self.latency: deque[float] = deque(maxlen=window)
         self.total = 0
 
     def add(self, decisions: Sequence[Decision]) -> None:

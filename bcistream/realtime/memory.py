@@ -88,7 +88,7 @@ class MemorySource:
             start, i = stop, i + 1
         if missing == "drop":
             good = ~np.isnan(rec.data).any(axis=0)
-            split = []
+            split: list[tuple[int, int]] = []
             for a, b in bounds:
                 edges = np.flatnonzero(np.diff(np.concatenate([[0], good[a:b].astype(np.int8), [0]])))
                 split.extend((a + s, a + e) for s, e in zip(edges[::2], edges[1::2], strict=True))
@@ -111,7 +111,8 @@ class MemorySource:
             longest = max((len(p) for p in per_stream), default=0)
             return [p[j] for j in range(longest) for p in per_stream if j < len(p)]
         rng = np.random.default_rng(seed)
-        owner = np.concatenate([np.full(len(p), i) for i, p in enumerate(per_stream)]) if per_stream else []
+        owner = (np.concatenate([np.full(len(p), i) for i, p in enumerate(per_stream)]) if per_stream
+                 else np.zeros(0, dtype=int))
         rng.shuffle(owner)
         cursors = [0] * len(per_stream)
         out = []
