@@ -32,6 +32,9 @@ def _setup_logging() -> None:
 
     level = Settings().log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # MLflow logs a failing SQL statement in full at ERROR before raising it; the CLI reports the
+    # error itself in one line (a locked registry is retried first: training.registry.client).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     # MNE prints progress at INFO; keep it quiet unless the user asks for more.
     os.environ.setdefault("MNE_LOGGING_LEVEL", "WARNING" if level != "DEBUG" else "INFO")
 

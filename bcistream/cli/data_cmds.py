@@ -21,6 +21,7 @@ from bcistream.cli.data_options import (
     data_spec,
     load_selected,
 )
+from bcistream.errors import BcistreamError
 
 
 @app.command()
@@ -33,6 +34,8 @@ def synth(
     """Write synthetic motor-imagery recordings in the BCI IV 2a layout (T, E and E labels)."""
     from bcistream.data.synth import write_dataset
 
+    if fmt.lower() not in ("fif", "edf"):
+        raise BcistreamError(f"--format must be 'fif' or 'edf', got '{fmt}'")
     with progress_bar("synthesizing", total=subjects * 2) as advance:
         paths = write_dataset(out, subjects=subjects, seed=seed, fmt=fmt, progress=advance)
     console.print(f"wrote {len(paths)} files to {out}")

@@ -183,6 +183,9 @@ def demo(
                   f"online accuracy {summary.online_accuracy:.4f}; offline accuracy "
                   f"{summary.offline_accuracy:.4f}; latency p99 {summary.latency_p99_ms:.2f} ms; "
                   f"model version {summary.model_version}", soft_wrap=True)
+    console.print(f"next: bcistream models --name {base}; bcistream serve; "
+                  f"bcistream run --from lsl:NAME --model models:/{name}@champion (README: after make demo)",
+                  soft_wrap=True)
     if summary.cues_decided < summary.cues_expected:
         raise BcistreamError(
             f"only {summary.cues_decided} of {summary.cues_expected} cues of the evaluation session were "

@@ -98,6 +98,8 @@ def retrain(
         raise BcistreamError("--data needs --subject (the subject's training data is base data) or --train")
     if subject is not None and data is None:
         raise BcistreamError("--subject needs --data (where the subject's recordings are)")
+    if not 0.0 < holdout_fraction < 1.0:
+        raise BcistreamError(f"--holdout-fraction must be in (0, 1), got {holdout_fraction:g}")
     s = settings()
     config = RetrainConfig(
         tracking_uri=s.mlflow_uri, name=name or s.model_name, store_url=store or s.store_url,

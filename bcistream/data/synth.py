@@ -377,7 +377,7 @@ def write_dataset(
 
     fmt = fmt.lower()
     if fmt not in ("fif", "edf"):
-        raise DataError(f"--format must be 'fif' or 'edf', got '{fmt}'")
+        raise DataError(f"fmt must be 'fif' or 'edf', got '{fmt}'")
     if fmt == "edf":
         try:
             import edfio  # noqa: F401

@@ -94,9 +94,9 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
     ReplayStats
     """
     if chunk < 1:
-        raise ValueError(f"--chunk must be >= 1, got {chunk}")
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
     if speed is not None and speed <= 0:
-        raise ValueError(f"--speed must be > 0 or 'max', got {speed}")
+        raise ValueError(f"speed must be > 0 or None (as fast as possible), got {speed}")
     stop = stop or threading.Event()
     sfreq = recording.sfreq
     data = recording.data

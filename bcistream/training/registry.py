@@ -158,20 +158,18 @@ def is_busy_error(exc: BaseException) -> bool:
 
 
 def client(tracking_uri: str, *, wait_s: float | None = None):
-    """An `mlflow.MlflowClient` on ``tracking_uri`` (also the registry).
+    """An `mlflow.MlflowClient` on ``tracking_uri`` (also the registry), patient with a busy database.
 
-    Opening the client reads the database schema; while another process holds the sqlite file's
-    write lock that fails with ``database is locked`` (after sqlite's own ~5 s busy wait). It is
-    retried with backoff for ``wait_s`` seconds (default: `set_registry_wait`, else the settings'
-    ``registry_wait_s``, 30 s).
+    While another process holds the sqlite file's write lock, opening the client and every call
+    fail with ``database is locked`` (after sqlite's own ~5 s busy wait). Each is retried with
+    backoff for ``wait_s`` seconds (default: `set_registry_wait`, else the settings'
+    ``registry_wait_s``, 30 s); a failed sqlite statement wrote nothing, so retrying is safe.
 
     Raises
     ------
     RegistryBusyError
         The registry stayed locked or unreachable for ``wait_s`` seconds.
     """
-    import time
-
     from mlflow import MlflowClient
 
     if wait_s is not None:
@@ -182,11 +180,19 @@ def client(tracking_uri: str, *, wait_s: float | None = None):
         from bcistream.settings import Settings
 
         budget = Settings().registry_wait_s
+    inner = _retry(lambda: MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri),
+                   tracking_uri, budget)
+    return _PatientClient(inner, tracking_uri, budget)
+
+
+def _retry(call: Any, tracking_uri: str, budget: float) -> Any:
+    import time
+
     deadline = time.monotonic() + budget
     pause = 0.2
     while True:
         try:
-            return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            return call()
         except Exception as exc:
             if not is_busy_error(exc):
                 raise
@@ -198,6 +204,23 @@ def client(tracking_uri: str, *, wait_s: float | None = None):
             log.warning("registry %s is busy (%s); retrying", tracking_uri, type(exc).__name__)
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
+
+
+class _PatientClient:
+    """Forwards to an `mlflow.MlflowClient`, retrying calls that meet a busy database (`client`)."""
+
+    def __init__(self, inner: Any, tracking_uri: str, budget: float) -> None:
+        self._inner, self._uri, self._budget = inner, tracking_uri, budget
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return _retry(lambda: attr(*args, **kwargs), self._uri, self._budget)
+
+        return call
 
 
 def _requirements() -> list[str]:

@@ -76,9 +76,9 @@ class RetrainConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
-            raise BcistreamError(f"--holdout-fraction must be in (0, 1), got {self.holdout_fraction}")
+            raise BcistreamError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction}")
         if self.min_new_trials < 1:
-            raise BcistreamError(f"--min-new-trials must be >= 1, got {self.min_new_trials}")
+            raise BcistreamError(f"min_new_trials must be >= 1, got {self.min_new_trials}")
 
 
 @dataclass

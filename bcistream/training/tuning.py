@@ -276,7 +276,7 @@ def tune_optuna(
     import optuna
 
     if n_trials < 1:
-        raise BcistreamError(f"--trials must be >= 1, got {n_trials}")
+        raise BcistreamError(f"n_trials must be >= 1, got {n_trials}")
     try:
         st = optuna.create_study(study_name=study, storage=storage, direction="maximize",
                                  load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed))
