@@ -204,4 +204,5 @@ def test_after_demo_block_works_with_the_demo_model_name(tmp_path, monkeypatch, 
     # A wrong name is refused in one line that lists the names that exist.
     assert main(["run", "--from", "lsl:amp1", "--model", "models:/bcistream@champion"]) == 2
     err = capsys.readouterr().err
-    assert "bcistream-demo-A01 (champion" in err and len(err.strip().splitlines()) == 1, err
+    assert "registered models: bcistream-demo-A01 (challenger, champion)" in err, err
+    assert len(err.strip().splitlines()) == 1, err
