@@ -107,6 +107,7 @@ class LiveSystem:
         self.sinks: list[Any] = []
         self.profile: Any = None
         self.metrics_url: str | None = None
+        self.registry: Any = None  #: the run's prometheus CollectorRegistry (after `open`)
         self._closed_loop: Any = None
         self._remote: Any = None
         self._server: Any = None
