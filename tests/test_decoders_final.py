@@ -47,3 +47,16 @@ def test_unknown_estimators_fall_back_to_their_own_predict_proba():
     final = compile_final(est)
     assert not final.native
     np.testing.assert_array_equal(final.predict_proba(X[:5]), est.predict_proba(X[:5]))
+
+
+@pytest.mark.parametrize(("n_channels", "csp", "fbcsp"), [(22, 6, 4), (3, 2, 2), (5, 4, 4), (2, 2, 2)])
+def test_default_components_fit_the_montage(n_channels, csp, fbcsp):
+    """Every decoder's default n_components fits small montages (fbcsp: 4 per band at most)."""
+    from bcistream.data.profiles import Profile, load_profile
+    from bcistream.training.params import pipeline_params, resolve_params
+
+    base = load_profile().to_dict()
+    prof = Profile.from_dict({**base, "channels": base["channels"][:n_channels], "rename": {}})
+    for decoder, expected in (("csp-svm", csp), ("csp-lda", csp), ("fbcsp", fbcsp)):
+        params = resolve_params(pipeline_params(None, {"decoder": decoder}), prof)
+        assert params["n_components"] == expected, decoder

@@ -20,7 +20,7 @@ from sklearn.svm import SVC
 from bcistream.data.profiles import Profile, load_profile
 from bcistream.decoders.steps import BandCSP, MutualInfoSelect
 from bcistream.errors import ProfileError
-from bcistream.pipeline.factory import make_pipeline
+from bcistream.pipeline.factory import default_n_components, make_pipeline
 from bcistream.pipeline.filter import CausalBandpass
 from bcistream.pipeline.filterbank import CausalFilterBank
 
@@ -45,6 +45,9 @@ class DecoderSpec:
         ``build(profile, **params) -> Pipeline`` (unfitted).
     space : dict
         Tuning search space: name -> ("int", lo, hi) | ("float", lo, hi, log) | ("cat", choices).
+    max_components : int
+        Default ``n_components`` (when it is ``None``): ``min(max_components, n_channels)``, even,
+        so that the default fits small montages too.
     """
 
     name: str
@@ -52,6 +55,7 @@ class DecoderSpec:
     defaults: dict[str, Any]
     build: Callable[..., Pipeline]
     space: dict[str, tuple] = field(default_factory=dict)
+    max_components: int = 6
 
 
 def _svm(C: float, kernel: str = "linear", gamma: float | str = "scale",
@@ -119,8 +123,10 @@ def _mdm(profile: Profile, *, estimator: str, l_freq: Any, h_freq: Any, order: i
     ])
 
 
-def _fbcsp(profile: Profile, *, n_components: int, select_k: int | str, clf: str, C: float,
+def _fbcsp(profile: Profile, *, n_components: int | None, select_k: int | str, clf: str, C: float,
            order: int, log: bool = True, reg: Any = None) -> Pipeline:
+    if n_components is None:
+        n_components = default_n_components(profile.n_channels, 4)
     _check_channels(profile, n_components)
     bank = CausalFilterBank(profile.to_dict(), order=order).fit()
     final = _svm(C) if clf == "svm" else LinearDiscriminantAnalysis()
@@ -152,9 +158,10 @@ DECODERS: dict[str, DecoderSpec] = {
         DecoderSpec("mdm", "shrunk covariance -> minimum distance to Riemannian class means",
                     dict(_COV), _mdm, {"estimator": ("cat", ["oas", "lwf"]), **_BAND}),
         DecoderSpec("fbcsp", "filter bank (4-Hz bands, 4-40 Hz) -> CSP per band -> MI selection -> SVM",
-                    {"n_components": 4, "select_k": "all", "clf": "svm", "C": 1.0, "order": 4},
+                    {"n_components": None, "select_k": "all", "clf": "svm", "C": 1.0, "order": 4},
                     _fbcsp, {"n_components": ("int", 2, 6), "select_k": ("cat", ["all", 8, 16]),
-                             "C": ("float", 1e-2, 1e2, True), "clf": ("cat", ["svm", "lda"])}),
+                             "C": ("float", 1e-2, 1e2, True), "clf": ("cat", ["svm", "lda"])},
+                    max_components=4),  # 4 per band: the usual FBCSP choice (Ang et al. 2008)
     )
 }
 

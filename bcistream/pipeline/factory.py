@@ -32,10 +32,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-def default_n_components(n_channels: int) -> int:
-    """``min(6, n_channels)``, made even when above 1: CSP filters come in pairs (both ends of the
-    eigenvalue spectrum), so an odd count would keep one end's filter without its partner."""
-    n = min(6, int(n_channels))
+def default_n_components(n_channels: int, most: int = 6) -> int:
+    """``min(most, n_channels)``, made even when above 1: CSP filters come in pairs (both ends of
+    the eigenvalue spectrum), so an odd count would keep one end's filter without its partner."""
+    n = min(int(most), int(n_channels))
     return n - 1 if n > 1 and n % 2 else n
 
 

@@ -267,6 +267,7 @@ def resolve_params(params: dict[str, Any], profile: Profile, where: str = "--set
     """Validate against ``profile`` and fill profile-dependent defaults (``n_components``)."""
     out = dict(params)
     if "n_components" in out and out["n_components"] is None:  # decoders without CSP have none
-        out["n_components"] = default_n_components(profile.n_channels)
+        most = decoder_spec(out["decoder"]).max_components if "decoder" in out else 6
+        out["n_components"] = default_n_components(profile.n_channels, most)
     validate_params(out, profile, where)
     return out
