@@ -112,6 +112,9 @@ class KafkaSource:
     stall_s : float
         A consumer behind its high watermark that makes no progress for this long is recovered
         (re-fetch with a doubled ``fetch_max_wait_ms``, up to 1 s) and a ``stall`` event is queued.
+    marker_wait_s : float
+        While catching up, how long the chunks wait for the marker consumer to reach the end of the
+        marker topic (a ``markers_behind`` event when it does not).
     """
 
     def __init__(self, bootstrap: str, topic: str = "eeg.raw", *, group: str = "bcistream",
@@ -119,7 +122,7 @@ class KafkaSource:
                  n_channels: int | None = None, sfreq: float | None = None,
                  kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
                  marker_keep_samples: int = 5000, catchup_records: int = 20,
-                 stall_s: float = 1.0, units: str | None = None) -> None:
+                 stall_s: float = 1.0, units: str | None = None, marker_wait_s: float = 5.0) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
         self.topic = topic
@@ -129,6 +132,7 @@ class KafkaSource:
         self.warmup_messages = int(warmup_messages)
         self.marker_keep_samples = int(marker_keep_samples)
         self.catchup_records = int(catchup_records)
+        self.marker_wait_s = float(marker_wait_s)
         self._default_scale = None if units is None else volts_per_unit(units)
         self._scales: dict[bytes, float] = {}
         self._rules: dict[float, StreamTracker] = {}
@@ -222,6 +226,8 @@ class KafkaSource:
             self._markers.seek_to_beginning()
             self._markers_assigned = True
             drain = True
+        ends = self._marker_ends() if drain else None
+        deadline = time.monotonic() + self.marker_wait_s
         while True:
             got = self._markers.poll(timeout_ms=15 if drain else 0)
             for records in got.values():
@@ -229,8 +235,44 @@ class KafkaSource:
                     self._take_marker(rec)
             if self._markers_watch is not None:
                 self._note(self._markers_watch.check())
-            if not drain or not got:
+            if not drain or (not got and self._markers_reached(ends)):
                 return
+            if time.monotonic() >= deadline:
+                self.events.append(EngineEvent(
+                    "markers_behind", None, 0, "marker-consumer",
+                    f"the marker consumer did not reach the end of {self.markers_topic} within "
+                    f"{self.marker_wait_s:g} s while the data caught up: late cues may be lost"))
+                log.warning("marker consumer behind after %.1f s of waiting", self.marker_wait_s)
+                return
+
+    def _marker_ends(self) -> dict | None:
+        """End offsets of the marker partitions now (a broker round trip; waits out a reconnect).
+
+        Every marker of a chunk already fetched was produced before it, so once the marker
+        consumer has reached these offsets no cue of the fetched data can still be on its way
+        (a marker consumer that reconnects more slowly than the data consumer after a broker
+        restart would otherwise let the engine pass the windows of the first cues).
+        """
+        from kafka.errors import KafkaError
+
+        try:
+            return self._markers.end_offsets(list(self._markers.assignment()),
+                                             timeout_ms=int(self.marker_wait_s * 1000))
+        except (KafkaError, ValueError) as exc:
+            log.debug("marker end offsets unavailable: %s", exc)
+            return None
+
+    def _markers_reached(self, ends: dict | None) -> bool:
+        if not ends:
+            return True
+        for tp, end in ends.items():
+            try:
+                pos = self._markers.position(tp, timeout_ms=0)
+            except Exception:  # noqa: BLE001 - no position yet: not there
+                return False
+            if pos is None or pos < end:
+                return False
+        return True
 
     def _take_marker(self, rec: Any) -> None:
         try:
