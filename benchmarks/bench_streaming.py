@@ -27,8 +27,11 @@ if str(ROOT) not in sys.path:
 
 SFREQ = 250.0
 N_CH = 22
-LSL_CFG = ("[ports]\nIPv6 = disable\nPortRange = 8192\n[multicast]\nResolveScope = machine\n"
-           "AddressesOverride = {127.0.0.1}\nInterfaces = {127.0.0.1}\nTTLOverride = 0\n"
+# BasePort away from liblsl's default 16572: thousands of bench outlets would otherwise take every
+# port of the default range, and the tests running beside the bench (other checkouts, the same
+# machine) could not open or find an outlet.
+LSL_CFG = ("[ports]\nIPv6 = disable\nBasePort = 22000\nPortRange = 8192\n"
+           "[multicast]\nResolveScope = machine\nAddressesOverride = {127.0.0.1}\nInterfaces = {127.0.0.1}\nTTLOverride = 0\n"
            "[lab]\nKnownPeers = {127.0.0.1}\n")
 
 
@@ -144,89 +147,26 @@ def lsl_latency(pipe, seconds: float = 25.0) -> dict:
     return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
 
 
-def _rounds(path: Path) -> int:
-    try:
-        return int(path.read_text() or 0)
-    except (OSError, ValueError):
-        return 0
+def lsl_capacity(pipe, budget_s: float = 300.0) -> dict:
+    """Streams one pinned engine keeps up with, searched upward to failure (`benchmarks.lsl_probe`)."""
+    from benchmarks.lsl_probe import capacity
+
+    def start(offset: int, n: int, progress: Path):
+        return _child("lsl-push", "--n", str(n), "--offset", str(offset), "--prefix", "cap",
+                      "--chunk", "25", "--progress", str(progress))
+
+    return capacity(pipe, start, budget_s=budget_s)
 
 
-def _lag(src) -> float:
-    import pylsl
-
-    now = pylsl.local_clock()
-    lag = [now - st.last_ts for st in src._streams if st.last_ts is not None]
-    return float(np.percentile(lag, 99)) if len(lag) == len(src._streams) else float("inf")
-
-
-def _keeps_up(pipe, names: list[str], progress: Path, chunk: int, measure_s: float = 4.0) -> dict:
-    """Open the streams, drain the backlog, then check the engine stays current for ``measure_s``.
-
-    Samples are stamped when pushed, so ``now - last timestamp`` is how far behind the engine is.
-    """
-    from bcistream.data.profiles import load_profile
-    from bcistream.realtime.engine import Engine, EngineConfig
-    from bcistream.streamer.lsl_source import LslSource
-
-    t0 = time.monotonic()
-    src = LslSource(names, load_profile(None), markers=False, resolve_timeout=10, skip_backlog=True)
-    opened = time.monotonic() - t0
-    engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
-    sink = _Null()
-    for _ in range(4):  # a full window, and the backlog drained
-        _loop(engine, src, [sink], 3.5)
-        if _lag(src) < 0.5:
-            break
-    s0, d0, k0, t1 = src.stats.samples, engine.stats()["hop_decisions"], _rounds(progress), time.monotonic()
-    _loop(engine, src, [sink], measure_s)
-    took = time.monotonic() - t1
-    lag = _lag(src)
-    samples = src.stats.samples - s0
-    decisions = int(engine.stats()["hop_decisions"]) - d0
-    pushed = (_rounds(progress) - k0) * chunk * len(names)
-    src.close()
-    rate = samples / (len(names) * SFREQ * took)
-    pusher_speed = pushed / (len(names) * SFREQ * took)
-    return {"streams": len(names), "ingest_vs_realtime": round(rate, 3),
-            "pusher_vs_realtime": round(pusher_speed, 3), "lag_p99_s": round(lag, 3),
-            "decisions_per_s": round(decisions / took, 1), "open_s": round(opened, 1),
-            "ok": lag < 0.5 and rate >= 0.9 and decisions / took >= 0.9 * 4 * len(names)}
-
-
-def lsl_capacity(pipe, steps=(250, 500, 1000), budget_s: float = 240.0) -> tuple[int, list[dict]]:
-    """Largest number of LSL streams (22 ch, 250 Hz, 25-sample chunks) one pinned engine keeps up with.
-
-    The outlets run in a child process on every core and stamp samples on a fixed schedule; a probe
-    counts only if the pusher itself kept (nearly) real time, so the number is the engine's limit.
-    """
-    top = max(steps)
-    progress = Path(tempfile.mkdtemp(prefix="bench-push-")) / "rounds"
-    started = time.monotonic()
-    proc = _child("lsl-push", "--n", str(top), "--prefix", "cap", "--chunk", "25",
-                  "--progress", str(progress))
-    probes, best = [], 0
-    try:
-        for n in steps:
-            if time.monotonic() - started > budget_s:
-                probes.append({"streams": n, "skipped": "time budget"})
-                break
-            res = _keeps_up(pipe, [f"cap-{i}" for i in range(n)], progress, 25)
-            probes.append(res)
-            if not res["ok"]:
-                break
-            best = n
-    finally:
-        _stop(proc)
-    return best, probes
-
-
-def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None) -> None:
-    """Child: ``n`` outlets pushing synthetic EEG on a fixed real-time schedule."""
+def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None,
+             offset: int = 0) -> None:
+    """Child: ``n`` outlets (``prefix-offset`` ...) pushing synthetic EEG on a real-time schedule."""
     _lsl_env()
     import pylsl
 
     outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(f"{prefix}-{i}", "EEG", N_CH, SFREQ, pylsl.cf_float32,
-                                                   f"{prefix}-{i}"), chunk_size=chunk) for i in range(n)]
+                                                   f"{prefix}-{i}"), chunk_size=chunk)
+               for i in range(offset, offset + n)]
     rng = np.random.default_rng(0)
     block = (rng.standard_normal((int(SFREQ) * 4, N_CH)) * 1e-5).astype(np.float32)
     print("ready", flush=True)
@@ -429,9 +369,20 @@ if __name__ == "__main__":
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--realtime", action="store_true")
     parser.add_argument("--progress")
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--budget", type=float, default=300.0)
     a = parser.parse_args()
     if a.cmd == "lsl-push":
-        lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress)
+        lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress, a.offset)
+    elif a.cmd == "lsl-capacity":  # the probe alone, pinned to one core as run_all does
+        import json
+
+        from benchmarks.bench_engine import fitted_pipeline
+
+        _lsl_env()
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+        print(json.dumps(lsl_capacity(fitted_pipeline(n_trials_per_class=12)[0], a.budget), indent=1))
     elif a.cmd == "kafka-push":
         kafka_push(a.bootstrap, a.topic, a.streams, a.chunks, a.realtime)
     else:
