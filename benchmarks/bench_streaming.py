@@ -31,7 +31,8 @@ N_CH = 22
 # port of the default range, and the tests running beside the bench (other checkouts, the same
 # machine) could not open or find an outlet.
 LSL_CFG = ("[ports]\nIPv6 = disable\nBasePort = 22000\nPortRange = 8192\n"
-           "[multicast]\nResolveScope = machine\nAddressesOverride = {127.0.0.1}\nInterfaces = {127.0.0.1}\nTTLOverride = 0\n"
+           "[multicast]\nResolveScope = machine\nAddressesOverride = {127.0.0.1}\n"
+           "Interfaces = {127.0.0.1}\nTTLOverride = 0\n"
            "[lab]\nKnownPeers = {127.0.0.1}\n")
 
 
