@@ -148,7 +148,7 @@ def lsl_latency(pipe, seconds: float = 25.0) -> dict:
     return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
 
 
-def lsl_capacity(pipe, budget_s: float = 300.0) -> dict:
+def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float = 1.5) -> dict:
     """Streams one pinned engine keeps up with, searched upward to failure (`benchmarks.lsl_probe`)."""
     from benchmarks.lsl_probe import capacity
 
@@ -156,7 +156,7 @@ def lsl_capacity(pipe, budget_s: float = 300.0) -> dict:
         return _child("lsl-push", "--n", str(n), "--offset", str(offset), "--prefix", "cap",
                       "--chunk", "25", "--progress", str(progress))
 
-    return capacity(pipe, start, budget_s=budget_s)
+    return capacity(pipe, start, first=first, growth=growth, budget_s=budget_s)
 
 
 def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None,
@@ -372,6 +372,8 @@ if __name__ == "__main__":
     parser.add_argument("--progress")
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--budget", type=float, default=300.0)
+    parser.add_argument("--first", type=int, default=1000)
+    parser.add_argument("--growth", type=float, default=1.5)
     a = parser.parse_args()
     if a.cmd == "lsl-push":
         lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress, a.offset)
@@ -383,7 +385,8 @@ if __name__ == "__main__":
         _lsl_env()
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
-        print(json.dumps(lsl_capacity(fitted_pipeline(n_trials_per_class=12)[0], a.budget), indent=1))
+        print(json.dumps(lsl_capacity(fitted_pipeline(n_trials_per_class=12)[0], a.budget, a.first,
+                                      a.growth), indent=1))
     elif a.cmd == "kafka-push":
         kafka_push(a.bootstrap, a.topic, a.streams, a.chunks, a.realtime)
     else:

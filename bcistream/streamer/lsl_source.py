@@ -102,7 +102,7 @@ class _Stream:
                     if getattr(inlet, "np_dtype", None) is not None and hasattr(inlet, "obj") else None)
         self.last_ts: float | None = None
         self.correction = 0.0
-        self.corrected_at = -1e9
+        self.corrected_at = -1e9  #: monotonic time of the last estimate (< 0: none yet)
         self.skip_before: float | None = None
         self.scale = 1.0
         self.declared = False  #: units declared (metadata or profile): the engine skips its check
@@ -172,6 +172,7 @@ class LslSource:
                          "plausibility as volts", info.name())
             st.name = info.name()
             self._streams.append(st)
+        self._start_clocks(min(resolve_timeout, 2.0))
         if markers:
             self._open_markers(marker_timeout)
 
@@ -191,13 +192,44 @@ class LslSource:
         """Ids of the opened EEG streams."""
         return [s.sid for s in self._streams]
 
+    def _start_clocks(self, wait_s: float) -> None:
+        """First clock corrections of every inlet, estimated in parallel.
+
+        liblsl needs ~0.65 s of probes per inlet for its first estimate and ``time_correction``
+        blocks until then: asked one by one that was 0.65 s x streams (160 s for 250 streams) with
+        the poll loop stalled. A zero-timeout call starts every inlet's estimate at once; then one
+        shared deadline. An inlet still without one is retried by `_correction` (never blocking).
+        """
+        for st in self._streams:
+            try:
+                st.correction = st.inlet.time_correction(timeout=0.0)
+                st.corrected_at = time.monotonic()
+            except Exception:  # noqa: BLE001 - TimeoutError: the estimate has started
+                pass
+        deadline = time.monotonic() + wait_s
+        missing = 0
+        for st in self._streams:
+            if st.corrected_at > 0:
+                continue
+            try:
+                st.correction = st.inlet.time_correction(timeout=max(deadline - time.monotonic(), 0.0))
+                st.corrected_at = time.monotonic()
+            except Exception:  # noqa: BLE001 - no estimate yet: retried while polling
+                missing += 1
+        if missing:
+            log.warning("%d LSL stream(s) have no clock correction yet: their first timestamps are in "
+                        "the outlet's clock until it arrives", missing)
+
     def _correction(self, st: _Stream, now: float) -> float:
         if now - st.corrected_at > self.recheck_clock_s:
             try:
-                st.correction = st.inlet.time_correction(timeout=0.5)
-            except Exception as exc:  # noqa: BLE001  (timeout while the outlet is away: keep the old one)
-                log.debug("time_correction failed for %s: %s", st.sid, exc)
-            st.corrected_at = now
+                # Never blocks: liblsl re-estimates in the background and returns the latest value
+                # (a vanished outlet must not stall the other streams' polls).
+                st.correction = st.inlet.time_correction(timeout=0.0)
+                st.corrected_at = now
+            except Exception as exc:  # noqa: BLE001  (no estimate yet, outlet away: keep the old one)
+                log.debug("time_correction not available for %s: %s", st.sid, exc)
+                st.corrected_at = now - self.recheck_clock_s + 0.25  # retry in 0.25 s
         return st.correction
 
     def _pull_raw(self, st: _Stream) -> tuple[np.ndarray, np.ndarray] | None:
