@@ -85,10 +85,16 @@ def _signal(rec, seconds: float = 8.0) -> np.ndarray:
 
 
 class _Timed:
-    """Sink wrapper: latency of each decision = publish time - push time of its last sample."""
+    """Sink wrapper: latency of each decision = publish time - push time of its last sample.
+
+    Also splits it (p50/p99 of each part): ``transport_in`` (push -> the poll that returned the
+    chunk: producer, broker or outlet, fetch wait), ``engine`` (that poll -> decision) and
+    ``publish`` (decision -> the sink's flush returned, e.g. the producer's ack).
+    """
 
     def __init__(self, sink, clock):
         self.sink, self.clock, self.lat, self.count = sink, clock, [], 0
+        self.parts: list[tuple[float, float, float]] = []
         self._pending = []
 
     def write(self, decisions):
@@ -98,9 +104,23 @@ class _Timed:
 
     def flush(self):
         self.sink.flush()
-        now = self.clock()
-        self.lat.extend((now - d.timestamp) * 1e3 for d in self._pending if d.timestamp is not None)
+        now, mono = self.clock(), time.monotonic()
+        for d in self._pending:
+            if d.timestamp is None:
+                continue
+            self.lat.append((now - d.timestamp) * 1e3)
+            arrival = d.arrival + (now - mono)  # the chunk's arrival on the push clock
+            self.parts.append(((arrival - d.timestamp) * 1e3, (d.decided - d.arrival) * 1e3,
+                               (mono - d.decided) * 1e3))
         self._pending = []
+
+    def split(self, skip: int = 5) -> dict:
+        parts = np.array(self.parts[skip:])
+        if not len(parts):
+            return {}
+        return {name: {"p50": round(float(np.percentile(parts[:, i], 50)), 3),
+                       "p99": round(float(np.percentile(parts[:, i], 99)), 3)}
+                for i, name in enumerate(("transport_in", "engine", "publish"))}
 
     def close(self):
         self.sink.close()
@@ -145,10 +165,12 @@ def lsl_latency(pipe, seconds: float = 25.0) -> dict:
     finally:
         _stop(proc)
     lat = np.array(sink.lat[5:])
-    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
+    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat),
+            "split_ms": sink.split()}
 
 
-def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float = 1.5) -> dict:
+def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float = 1.5,
+                 top: int = 8000) -> dict:
     """Streams one pinned engine keeps up with, searched upward to failure (`benchmarks.lsl_probe`)."""
     from benchmarks.lsl_probe import capacity
 
@@ -156,7 +178,7 @@ def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float
         return _child("lsl-push", "--n", str(n), "--offset", str(offset), "--prefix", "cap",
                       "--chunk", "25", "--progress", str(progress))
 
-    return capacity(pipe, start, first=first, growth=growth, budget_s=budget_s)
+    return capacity(pipe, start, first=first, growth=growth, top=top, budget_s=budget_s)
 
 
 def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None,
@@ -194,23 +216,64 @@ def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None =
         pass
 
 
+def lsl_reconnect(rounds: int = 3) -> dict:
+    """Seconds from an outlet's return (same source id) to its samples in the source again.
+
+    The outlet runs in this process and pushes every 10 ms; the inlet (``recover=True``) finds
+    it again by itself. Median and max of ``rounds`` outages.
+    """
+    import pylsl
+
+    from bcistream.data.profiles import load_profile
+    from bcistream.streamer.lsl_source import LslSource
+
+    name = f"reconnect-{os.getpid()}"
+
+    def outlet():
+        return pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", N_CH, SFREQ, pylsl.cf_float32, name))
+
+    block = np.zeros((3, N_CH), np.float32)
+    out = outlet()
+    src = LslSource([name], load_profile(None), markers=False, resolve_timeout=10)
+    took = []
+    try:
+        for _ in range(rounds):
+            t0 = time.monotonic()
+            while not src.poll(0.01).chunks and time.monotonic() - t0 < 10:
+                out.push_chunk(block, pylsl.local_clock(), True)
+            del out
+            end = time.monotonic() + 0.5  # the stream is away for half a second
+            while time.monotonic() < end:
+                src.poll(0.01)
+            out = outlet()
+            back = time.monotonic()
+            got = False
+            while not got and time.monotonic() - back < 30:
+                out.push_chunk(block, pylsl.local_clock(), True)
+                got = bool(src.poll(0.01).chunks)
+            took.append(time.monotonic() - back if got else float("inf"))
+    finally:
+        src.close()
+    return {"median_s": float(np.median(took)), "max_s": float(np.max(took)), "rounds": took}
+
+
 # ---------------------------------------------------------------------------------------- Kafka
-def kafka_latency(pipe, broker, seconds: float = 20.0, fetch_wait_ms: int = 5) -> dict:
+def kafka_latency(pipe, broker, seconds: float = 20.0, fetch_wait_ms: int = 5, tag: str = "lat") -> dict:
     """One stream, 25-sample chunks sent in real time; hop 0.1 s = one chunk."""
     from bcistream.realtime.engine import Engine, EngineConfig
     from bcistream.streamer.kafka_sink import KafkaDecisionSink
     from bcistream.streamer.kafka_source import KafkaSource
 
-    broker.create_topics({"lat.raw": 1, "lat.decisions": 1})
-    src = KafkaSource(broker.bootstrap, "lat.raw", group="bench-lat", markers_topic=None,
+    broker.create_topics({f"{tag}.raw": 1, f"{tag}.decisions": 1})
+    src = KafkaSource(broker.bootstrap, f"{tag}.raw", group=f"bench-{tag}", markers_topic=None,
                       n_channels=N_CH, sfreq=SFREQ,
                       kafka_config={"session_timeout_ms": 2000, "heartbeat_interval_ms": 300,
                                     "fetch_max_wait_ms": fetch_wait_ms})
     while not src.assignment():
         src.poll(0.05)
     engine = Engine(pipe, "1", EngineConfig(hop_s=0.1, triggers=("hop",)))
-    sink = _Timed(KafkaDecisionSink(broker.bootstrap, "lat.decisions"), time.time)
-    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", "lat.raw", "--streams", "1",
+    sink = _Timed(KafkaDecisionSink(broker.bootstrap, f"{tag}.decisions"), time.time)
+    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", f"{tag}.raw", "--streams", "1",
                   "--chunks", str(int(seconds * SFREQ / 25) + 20), "--realtime")
     try:
         _loop(engine, src, [sink], seconds)
@@ -219,7 +282,8 @@ def kafka_latency(pipe, broker, seconds: float = 20.0, fetch_wait_ms: int = 5) -
         src.close()
         sink.close()
     lat = np.array(sink.lat[5:])
-    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
+    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat),
+            "split_ms": sink.split()}
 
 
 def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 120) -> dict:
@@ -374,6 +438,7 @@ if __name__ == "__main__":
     parser.add_argument("--budget", type=float, default=300.0)
     parser.add_argument("--first", type=int, default=1000)
     parser.add_argument("--growth", type=float, default=1.5)
+    parser.add_argument("--top", type=int, default=8000)
     a = parser.parse_args()
     if a.cmd == "lsl-push":
         lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress, a.offset)
@@ -386,7 +451,7 @@ if __name__ == "__main__":
         if hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
         print(json.dumps(lsl_capacity(fitted_pipeline(n_trials_per_class=12)[0], a.budget, a.first,
-                                      a.growth), indent=1))
+                                      a.growth, a.top), indent=1))
     elif a.cmd == "kafka-push":
         kafka_push(a.bootstrap, a.topic, a.streams, a.chunks, a.realtime)
     else:

@@ -139,6 +139,7 @@ def capacity(pipe, start_pusher, first: int = 1000, growth: float = 1.5, top: in
             n_out = n
             res = keeps_up(pipe, [f"cap-{i}" for i in range(n)], progress)
             probes.append(res)
+            _say(f"result {res}")
             if res["pusher_vs_realtime"] < 0.9:
                 res["ok"], res["note"] = None, "the pushers fell behind: not the engine's limit"
                 break

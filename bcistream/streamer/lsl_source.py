@@ -192,30 +192,33 @@ class LslSource:
         """Ids of the opened EEG streams."""
         return [s.sid for s in self._streams]
 
-    def _start_clocks(self, wait_s: float) -> None:
-        """First clock corrections of every inlet, estimated in parallel.
+    def _start_clocks(self, wait_s: float, batch: int = 200) -> None:
+        """First clock corrections of every inlet, estimated ``batch`` inlets at a time.
 
         liblsl needs ~0.65 s of probes per inlet for its first estimate and ``time_correction``
         blocks until then: asked one by one that was 0.65 s x streams (160 s for 250 streams) with
-        the poll loop stalled. A zero-timeout call starts every inlet's estimate at once; then one
-        shared deadline. An inlet still without one is retried by `_correction` (never blocking).
+        the poll loop stalled. A zero-timeout call starts an inlet's estimate; a batch shares one
+        deadline (all at once, 2000 inlets' probe threads swamped a 2-core machine). An inlet
+        still without an estimate is retried by `_correction` (never blocking).
         """
-        for st in self._streams:
-            try:
-                st.correction = st.inlet.time_correction(timeout=0.0)
-                st.corrected_at = time.monotonic()
-            except Exception:  # noqa: BLE001 - TimeoutError: the estimate has started
-                pass
-        deadline = time.monotonic() + wait_s
         missing = 0
-        for st in self._streams:
-            if st.corrected_at > 0:
-                continue
-            try:
-                st.correction = st.inlet.time_correction(timeout=max(deadline - time.monotonic(), 0.0))
-                st.corrected_at = time.monotonic()
-            except Exception:  # noqa: BLE001 - no estimate yet: retried while polling
-                missing += 1
+        for b in range(0, len(self._streams), batch):
+            part = self._streams[b:b + batch]
+            for st in part:
+                try:
+                    st.correction = st.inlet.time_correction(timeout=0.0)
+                    st.corrected_at = time.monotonic()
+                except Exception:  # noqa: BLE001 - TimeoutError: the estimate has started
+                    pass
+            deadline = time.monotonic() + wait_s
+            for st in part:
+                if st.corrected_at > 0:
+                    continue
+                try:
+                    st.correction = st.inlet.time_correction(timeout=max(deadline - time.monotonic(), 0.0))
+                    st.corrected_at = time.monotonic()
+                except Exception:  # noqa: BLE001 - no estimate yet: retried while polling
+                    missing += 1
         if missing:
             log.warning("%d LSL stream(s) have no clock correction yet: their first timestamps are in "
                         "the outlet's clock until it arrives", missing)
