@@ -46,6 +46,14 @@ def _pin() -> int | None:
     return cpu
 
 
+def module_timeout(name: str, default: float) -> float:
+    """A module may need longer than the default: ``TIMEOUT_S = N`` at its top level raises it."""
+    import re
+
+    found = re.search(r"^TIMEOUT_S = (\d+)", (HERE / f"{name}.py").read_text(), flags=re.M)
+    return max(default, float(found.group(1))) if found else default
+
+
 def run_one(name: str, out: Path) -> None:
     """In the child: pin, import the module, call ``run()``, write ``<out>`` as JSON."""
     cpu = _pin()
@@ -97,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         run_one(args.one, args.result)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1"), "MNE_LOGGING_LEVEL": "WARNING"}
+    env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1"), "MNE_LOGGING_LEVEL": "WARNING",
+           "BCISTREAM_BENCH_OUT": str(args.out)}  # where modules write extra files
     summary: list[dict] = []
     for name in discover(args.names):
         result = args.out / f"{name}.json"
@@ -106,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         try:
             proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--one", name,
-                                   "--result", str(result)], env=env, timeout=args.timeout,
+                                   "--result", str(result)], env=env,
+                                  timeout=module_timeout(name, args.timeout),
                                   capture_output=True, text=True)
             if proc.returncode != 0 or not result.exists():
                 tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or ["no output"]

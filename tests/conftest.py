@@ -12,7 +12,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="bcistream-tests-"))
 _LSL_CFG = _TMP / "lsl_api.cfg"
 # LSL must never leave loopback in tests (DESIGN.md §4).
 _LSL_CFG.write_text(
-    "[ports]\nIPv6 = disable\n"
+    "[ports]\nIPv6 = disable\nPortRange = 1024\n"
     "[multicast]\nResolveScope = machine\nAddressesOverride = {127.0.0.1}\n"
     "Interfaces = {127.0.0.1}\nTTLOverride = 0\n"
     "[lab]\nKnownPeers = {127.0.0.1}\n"

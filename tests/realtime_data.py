@@ -66,3 +66,12 @@ class RecordingClassifier:
     def classify(self, features, version):
         self.features.append(np.array(features))
         return self.inner.classify(features, version)
+
+
+def fitted_decoder(name: str, seed: int = 0, **params):
+    """A registered decoder's pipeline fitted on a synthetic recording (2 classes)."""
+    from bcistream.decoders import make_decoder
+
+    rec = synth_recording(60.0, seed=seed, trial_every=4.5)
+    pipe = make_decoder(name, **params)
+    return fit_filtered(pipe, epochs_from_recording(pipe, rec))

@@ -42,12 +42,13 @@ class Registry:
 
 
 def fit_pipeline(data_dir: Path, **params):
-    """Fit the project pipeline on session T of the synthetic subject."""
+    """Fit a decoder's pipeline (``decoder=`` key, default csp-svm) on session T of the synthetic subject."""
     from bcistream.data.loader import load_recording
-    from bcistream.pipeline import epochs_from_recording, fit_filtered, make_pipeline
+    from bcistream.decoders import build_pipeline
+    from bcistream.pipeline import epochs_from_recording, fit_filtered
 
     rec = load_recording(data_dir / "A01T_raw.fif")
-    pipe = make_pipeline(rec.profile, **params)
+    pipe = build_pipeline(rec.profile, params)
     return fit_filtered(pipe, epochs_from_recording(pipe, rec))
 
 
@@ -67,7 +68,8 @@ def register(tracking_uri: str, pipe, alias: str | None = "champion", name: str 
 
 
 def make_registry(folder: Path, n_versions: int = 2, tracking_uri: str | None = None,
-                  data_dir: Path | None = None, n_trials_per_class: int = 12) -> Registry:
+                  data_dir: Path | None = None, n_trials_per_class: int = 12,
+                  decoder: str = "csp-svm") -> Registry:
     """Synthetic data, and ``n_versions`` differently fitted models; the first is the champion."""
     from bcistream.data.synth import make_small_dataset
 
@@ -77,7 +79,7 @@ def make_registry(folder: Path, n_versions: int = 2, tracking_uri: str | None = 
     tracking_uri = tracking_uri or f"sqlite:///{(folder / 'mlflow.db').resolve()}"
     versions = {}
     for i in range(n_versions):
-        pipe = fit_pipeline(data_dir, C=[1.0, 0.05, 10.0][i % 3])
+        pipe = fit_pipeline(data_dir, decoder=decoder, C=[1.0, 0.05, 10.0][i % 3])
         v = register(tracking_uri, pipe, alias="champion" if i == 0 else None)
         versions[v] = pipe
     return Registry(tracking_uri=tracking_uri, data_dir=data_dir, versions=versions)

@@ -38,3 +38,12 @@ def test_runner_records_a_failing_module_and_goes_on(tmp_path, monkeypatch):
     assert summary[1]["value"] == 1 and set(summary[1]) == set(runner.SUMMARY_KEYS)
     assert json.loads((out / "bench_good.json").read_text())["rows"][0]["extra"] == "kept in own json"
     assert "| x | threads | 1 |" in (out / "summary.md").read_text()
+
+
+def test_a_module_may_declare_a_longer_timeout(tmp_path, monkeypatch):
+    runner = load_runner()
+    (tmp_path / "bench_slow.py").write_text("TIMEOUT_S = 3600\n\ndef run():\n    return []\n")
+    (tmp_path / "bench_fast.py").write_text("def run():\n    return []\n")
+    monkeypatch.setattr(runner, "HERE", tmp_path)
+    assert runner.module_timeout("bench_slow", 900.0) == 3600.0
+    assert runner.module_timeout("bench_fast", 900.0) == 900.0

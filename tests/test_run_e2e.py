@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bcistream.cli import main
+from bcistream.pipeline import class_order
 from tests.helpers import free_port, wait_until
 from tests.kafka_broker import unique
 
@@ -31,7 +32,9 @@ def _check_parity(setup, decisions):
             c.label for c in setup.recording.cues}
     for d in cue:
         assert d["cue_label"] == true[d["window_end"]]
-        proba = np.array([d["probabilities"][c] for c in setup.pipeline.named_steps["clf"].classes_])
+        names, _ = class_order(setup.pipeline)  # setup.proba columns are in the profile's class order
+        assert list(d["probabilities"]) == list(names)
+        proba = np.array([d["probabilities"][c] for c in names])
         np.testing.assert_allclose(proba, setup.proba[d["window_end"]], atol=1e-3)
 
 

@@ -23,18 +23,26 @@ TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 JSON_AUTH = {**AUTH, "content-type": "application/json"}
 MAX_MB = 8
+JSON_MB = 6
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    return make_registry(tmp_path_factory.mktemp("serving-api"), n_versions=1)
+    from bcistream.training.registry import set_alias
+
+    reg = make_registry(tmp_path_factory.mktemp("serving-api"), n_versions=1)
+    # The served version also carries "challenger" (as after a promotion): /model must still name
+    # the alias the service follows.
+    set_alias(reg.tracking_uri, MODEL_NAME, "challenger", "1")
+    return reg
 
 
 @pytest.fixture(scope="module")
 def server(registry, tmp_path_factory):
     srv = Server({"BCISTREAM_MODEL_URI": f"models:/{MODEL_NAME}@champion",
                   "BCISTREAM_TRACKING_URI": registry.tracking_uri, "BCISTREAM_API_TOKEN": TOKEN,
-                  "BCISTREAM_MAX_BODY_MB": str(MAX_MB), "BCISTREAM_POLL_S": "30"},
+                  "BCISTREAM_MAX_BODY_MB": str(MAX_MB), "BCISTREAM_MAX_JSON_MB": str(JSON_MB),
+                  "BCISTREAM_POLL_S": "30"},
                  cwd=tmp_path_factory.mktemp("serving-api-run"))
     yield srv
     srv.stop()
@@ -63,9 +71,10 @@ def trials(registry):
 def test_classify_equals_the_offline_pipeline(client, pipe, trials):
     pred = client.classify(trials)
     np.testing.assert_array_equal(pred.labels, pipe.predict(trials))
-    np.testing.assert_allclose(pred.probabilities, pipe.predict_proba(trials), rtol=0, atol=1e-12)
+    cols = [list(pipe.classes_).index(c) for c in pred.classes]
+    np.testing.assert_allclose(pred.probabilities, pipe.predict_proba(trials)[:, cols], rtol=0, atol=1e-12)
     assert pred.version == "1" and pred.preroll is True and pred.warning is None
-    assert pred.classes == [str(c) for c in pipe.named_steps["clf"].classes_]
+    assert pred.classes == ["left", "right", "feet", "tongue"]  # the profile's order, not sorted
     binary = client.classify_npy(trials)  # raw .npy body
     np.testing.assert_array_equal(binary.labels, pred.labels)
     np.testing.assert_allclose(binary.probabilities, pred.probabilities, rtol=0, atol=1e-12)
@@ -98,7 +107,9 @@ def test_file_upload_gives_per_trial_labels_and_scores(client, pipe, registry):
 def test_classify_features_and_unknown_version(client, pipe):
     feats = np.random.default_rng(1).standard_normal((3, 6))
     pred = client.classify_features(feats, "1")
-    np.testing.assert_array_equal(pred.probabilities, pipe.named_steps["clf"].predict_proba(feats))
+    cols = [list(pipe.classes_).index(c) for c in pred.classes]
+    # The service evaluates the final step with numpy: sklearn's predict_proba to rounding.
+    np.testing.assert_allclose(pred.probabilities, pipe[-1].predict_proba(feats)[:, cols], rtol=0, atol=1e-12)
     with pytest.raises(UnknownVersionError) as info:
         client.classify_features(feats, "99")
     assert info.value.requested == "99" and info.value.current == "1"
@@ -133,18 +144,22 @@ def _npy(arr) -> bytes:
     return buf.getvalue()
 
 
-W = [[1e-6] * 800] * 22
+W = (np.random.default_rng(0).standard_normal((22, 800)) * 1e-5).tolist()
 BAD_JSON = [
     ("/classify", {"trials": []}, 400, "empty batch"),
+    ("/classify", [], 400, "empty batch"),
     ("/classify", {"trials": [[[1e-6] * 800] * 21]}, 400, "21 channels"),
     ("/classify", {"trials": [[[1e-6] * 700] * 22]}, 400, "700 samples"),
-    ("/classify", {"trials": [W, [[1e-6] * 799] * 22]}, 400, "equal lengths"),
+    ("/classify", {"trials": [W, [[1e-6] * 799] * 22]}, 400, "shape (2, 22, 799|800)"),
     ("/classify", {"trials": [W], "sfreq": 500}, 400, "500 Hz"),
-    ("/classify", {"trials": [[1.0, 2.0]]}, 400, "validation error"),
-    ("/classify", {"wrong": 1}, 400, "validation error"),
+    ("/classify", {"trials": [[1.0, 2.0]]}, 400, "got (1, 1, 2)"),
+    ("/classify", {"wrong": 1}, 400, "unknown field(s) 'wrong'"),
+    ("/classify", [[[0.0] * 800] * 22] * 2, 400, "trial 0 is flat"),
+    ("/classify", [[0.0] * 1000] * 160, 400, "160 channels"),
     ("/classify_features", {"features": [[1.0] * 5], "version": "1"}, 400, "expects 6"),
     ("/classify_features", {"features": [], "version": "1"}, 400, "empty batch"),
-    ("/classify_features", {"features": [[1.0] * 6]}, 400, "validation error"),
+    ("/classify_features", {"features": [[1e308] * 6], "version": "1"}, 400, "beyond 1e+06"),
+    ("/classify_features", {"features": [[1.0] * 6]}, 400, "missing field 'version'"),
 ]
 
 
@@ -152,13 +167,16 @@ BAD_JSON = [
 def test_bad_json_gets_4xx(server, path, body, status, needle):
     r = httpx.post(f"{server.url}{path}", json=body, headers=AUTH)
     assert r.status_code == status
-    assert needle in r.text
+    assert needle in r.json()["error"] and len(r.content) < 600
 
 
 def test_non_finite_values_get_400(server):
-    text = json.dumps({"trials": [[[1e-6] * 799 + [float("nan")]] * 22]})  # json writes NaN
+    text = json.dumps({"trials": [W, [[1e-6] * 799 + [float("nan")]] * 22]})  # json writes NaN
     r = httpx.post(f"{server.url}/classify", content=text, headers=JSON_AUTH)
-    assert r.status_code == 400 and "NaN or Inf" in r.json()["error"]
+    assert r.status_code == 400 and "trial 1 contains NaN or Inf" in r.json()["error"]
+    r = httpx.post(f"{server.url}/classify", content=json.dumps({"trials": [W], "sfreq": float("nan")}),
+                   headers=JSON_AUTH)
+    assert r.status_code == 400 and "sfreq must be a finite rate" in r.json()["error"]
     r = httpx.post(f"{server.url}/classify_features", headers={**AUTH, "content-type": "application/json"},
                    content='{"features": [[1, 2, 3, 4, 5, Infinity]], "version": "1"}')
     assert r.status_code == 400 and "NaN or Inf" in r.json()["error"]
@@ -168,7 +186,7 @@ def test_non_finite_values_get_400(server):
     ("payload", "needle"),
     [
         (b"not an npy file", "not a readable .npy"),
-        (_npy(np.array([{"a": 1}], dtype=object)), "not a readable .npy"),  # pickle is never loaded
+        (_npy(np.array([{"a": 1}], dtype=object)), "numeric array, got dtype object"),  # never unpickled
         (_npy(np.array(["a", "b"])), "numeric array"),
         (_npy(np.zeros((2, 22, 100), dtype=np.float32)), "100 samples"),
     ],
@@ -209,6 +227,9 @@ def test_oversized_bodies_get_413(server):
     big = b"x" * (MAX_MB * 1024 * 1024 + 10)
     r = httpx.post(f"{server.url}/classify", content=big, headers=JSON_AUTH)
     assert r.status_code == 413 and "exceeds the limit" in r.json()["error"]
+    json_cap = b" " * (JSON_MB * 1024 * 1024 + 10)  # JSON has its own, smaller cap
+    r = httpx.post(f"{server.url}/classify", content=json_cap, headers=JSON_AUTH)
+    assert r.status_code == 413 and "/raw/classify_npy" in r.json()["error"]
     r = httpx.post(f"{server.url}/classify_npy", files={"trials": ("t.npy", big)}, headers=AUTH)
     assert r.status_code == 413
     r = httpx.post(f"{server.url}/raw/classify_npy", content=big,
@@ -238,7 +259,7 @@ _json = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=30,
 )
-_fields = st.sampled_from(["trials", "features", "version", "sfreq"])
+_fields = st.sampled_from(["trials", "features", "version", "sfreq", "units"])
 
 
 _FORM_FIELDS = st.sampled_from(["trials", "file", "labels", "version", "features", "x"])
@@ -274,3 +295,110 @@ def test_wrong_media_type_gets_415(server):
     assert r.status_code == 415 and "multipart/form-data" in r.json()["error"]
     r = httpx.post(f"{server.url}/raw/classify_npy", json={"trials": 1}, headers=AUTH)
     assert r.status_code == 415 and "application/octet-stream" in r.json()["error"]
+
+
+def test_bare_array_and_one_trial_get_labels(server, trials, client):
+    ref = client.classify(trials)
+    r = httpx.post(f"{server.url}/classify", json=trials.tolist(), headers=AUTH)
+    assert r.status_code == 200 and r.json()["labels"] == list(ref.labels)
+    r = httpx.post(f"{server.url}/classify", json=trials[0].tolist(), headers=AUTH)
+    assert r.status_code == 200 and r.json()["labels"] == [ref.labels[0]]
+    r = httpx.post(f"{server.url}/classify", json={"trials": (trials * 1e6).tolist()}, headers=AUTH)
+    assert r.status_code == 400 and "microvolts" in r.json()["error"]
+    r = httpx.post(f"{server.url}/classify", json={"trials": (trials * 1e6).tolist(), "units": "uV"},
+                   headers=AUTH)
+    assert r.status_code == 200 and r.json()["labels"] == list(ref.labels)
+    r = httpx.post(f"{server.url}/classify_npy?units=uV", headers=AUTH,
+                   files={"trials": ("t.npy", _npy((trials * 1e6).astype(np.float32)))})
+    assert r.status_code == 200 and r.json()["labels"] == list(ref.labels)
+    assert list(client.classify_npy(trials * 1e6, units="uV").labels) == list(ref.labels)
+    assert list(client.classify(trials * 1e6, units="uV").labels) == list(ref.labels)
+
+
+def test_npy_header_claiming_billions_of_values_gets_400(server):
+    head = b"{'descr': '<f8', 'fortran_order': False, 'shape': (1000, 1000, 8000), }"
+    head += b" " * (63 - (10 + len(head)) % 64) + b"\n"
+    payload = b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head + b"\0" * 16
+    r = httpx.post(f"{server.url}/raw/classify_npy", content=payload,
+                   headers={**AUTH, "content-type": "application/octet-stream"})
+    assert r.status_code == 400 and "claims shape (1000, 1000, 8000)" in r.json()["error"]
+    r = httpx.post(f"{server.url}/classify_npy", files={"trials": ("t.npy", payload)}, headers=AUTH)
+    assert r.status_code == 400 and "claims shape" in r.json()["error"]
+
+
+def test_flat_recording_and_crlf_file_names_get_400(server, registry, tmp_path):
+    import mne
+
+    raw = mne.io.read_raw_fif(registry.files["E"], preload=True, verbose="error").crop(0, 60)
+    raw._data[:] = 0.0
+    path = tmp_path / "zeros_raw.fif"
+    raw.save(path, verbose="error")
+    r = httpx.post(f"{server.url}/classify_file", files={"file": ("zeros_raw.fif", path.read_bytes())},
+                   headers=AUTH)
+    assert r.status_code == 400 and "flat" in r.json()["error"]
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"trials\"; filename=\"a\r\nb.npy\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + _npy(np.zeros(3)) + \
+        f"\r\n--{boundary}--\r\n".encode()
+    for path_ in ("/classify_npy", "/classify_file"):
+        r = httpx.post(f"{server.url}{path_}", content=body,
+                       headers={**AUTH, "content-type": f"multipart/form-data; boundary={boundary}"})
+        assert 400 <= r.status_code < 500, (path_, r.status_code, r.text[:200])
+
+
+def test_openapi_names_version_routes_models_and_errors(server):
+    from bcistream import __version__
+
+    doc = httpx.get(f"{server.url}/docs.json").json()
+    assert doc["info"]["version"] == __version__ and doc["info"]["title"] == "bcistream"
+    for path in ("/classify", "/classify_npy", "/raw/classify_npy", "/classify_file", "/classify_features",
+                 "/model", "/readyz", "/livez", "/metrics"):
+        assert path in doc["paths"], path
+    ops = doc["paths"]
+    for path in ("/classify", "/classify_npy", "/raw/classify_npy", "/classify_file", "/classify_features"):
+        codes = set(ops[path]["post"]["responses"])
+        assert {"200", "400", "401", "413", "415", "503"} <= codes, (path, codes)
+        schema = ops[path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].startswith("#/components/schemas/")
+    assert "409" in ops["/classify_features"]["post"]["responses"]
+    assert ops["/model"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ModelInfo"}
+    assert doc["components"]["schemas"]["ClassifyResponse"]["properties"]["labels"]["type"] == "array"
+
+
+def test_model_reports_the_alias_it_follows(client, server):
+    info = client.model()
+    assert info["alias"] == "champion" and info["version"] == "1"
+    # `serve` said what it serves before starting BentoML
+    assert f"serving {MODEL_NAME} version 1 (following alias 'champion'" in server.log_text()
+
+
+def test_serve_says_loudly_when_there_is_no_model(registry):
+    from bcistream.cli.serve_cmds import describe_model
+
+    found, line = describe_model("models:/no-such-model@champion", registry.tracking_uri)
+    assert not found and line.startswith("NO MODEL") and MODEL_NAME in line and "bcistream train" in line
+    found, line = describe_model(f"models:/{MODEL_NAME}/1", registry.tracking_uri)
+    assert found and "version 1 (fixed version" in line
+
+
+def test_pyfunc_signature_accepts_any_length_from_the_window(registry, trials):
+    import mlflow
+
+    from bcistream.training.registry import tracking
+
+    with tracking(registry.tracking_uri):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1")
+        for n_times in (750, 1000, 1500):
+            out = model.predict(np.ascontiguousarray(trials[:2, :, -n_times:]).astype(np.float64))
+            assert len(out) == 2
+
+
+def test_client_errors_are_logged_as_one_warning_without_traceback(server):
+    httpx.post(f"{server.url}/classify", json={"trials": [[[1e-6] * 800] * 21]}, headers=AUTH)
+    httpx.post(f"{server.url}/classify_npy", files={"trials": ("t.npy", b"garbage")}, headers=AUTH)
+    httpx.post(f"{server.url}/classify_file", files={"file": ("x.txt", b"garbage")}, headers=AUTH)
+    log = server.log_text()
+    assert "WARNING" in log and "21 channels" in log
+    assert "Traceback" not in log
+    assert " ERROR " not in log and "ERROR:" not in log

@@ -26,5 +26,7 @@ def test_bentoml_build_works_offline(tmp_path):
     assert (bento / "src" / "bcistream" / "serving" / "service.py").exists()
     assert (bento / "src" / "bcistream" / "data" / "profiles" / "bci-iv-2a.toml").exists()
     spec = yaml.safe_load((bento / "apis" / "openapi.yaml").read_text())
-    assert {"/classify", "/classify_npy", "/classify_file", "/classify_features"} <= set(spec["paths"])
+    # BentoML's own document lists the routes BentoML answers; the JSON and .npy routes are answered
+    # in front of it and described by GET /docs.json (tests/test_serving_api.py).
+    assert "/classify_file" in set(spec["paths"])
     assert "mlflow>=3.0" in (bento / "env" / "python" / "requirements.txt").read_text()

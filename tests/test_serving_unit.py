@@ -37,13 +37,14 @@ def pipe():
     [
         ([], "empty batch"),
         (np.zeros((0, 22, 800)), "empty batch"),
-        (np.zeros((22, 800)), "shape (n_trials, n_channels, n_times)"),
+        (np.zeros((2, 2, 22, 800)), "got shape (2, 2, 22, 800)"),
         (np.zeros((1, 21, 800)), "21 channels, the model expects 22"),
         (np.zeros((1, 22, 749)), "749 samples, the model needs at least 750"),
-        (np.full((1, 22, 800), np.nan), "NaN or Inf"),
-        (np.full((1, 22, 800), np.inf), "NaN or Inf"),
-        ([[[1.0] * 800] * 22, [[1.0] * 700] * 22], "equal lengths"),
-        ([[["a"] * 800] * 22], "numeric array"),
+        (np.full((1, 22, 800), np.nan), "trial 0 contains NaN or Inf"),
+        (np.full((1, 22, 800), np.inf), "trial 0 contains NaN or Inf"),
+        ([[[1.0] * 800] * 22, [[1.0] * 700] * 22], "shape (2, 22, 700|800)"),
+        ([[["a"] * 800] * 22], "text values"),
+        (np.zeros((1, 22, 800)), "trial 0 is flat"),
     ],
 )
 def test_check_trials_names_the_problem(trials, needle):
@@ -56,7 +57,8 @@ def test_check_trials_names_the_problem(trials, needle):
 def test_check_trials_refuses_another_rate():
     with pytest.raises(RequestError, match="500 Hz but the model expects 250 Hz"):
         check_trials(np.zeros((1, 22, 800)), PROF, sfreq=500)
-    assert check_trials(np.zeros((1, 22, 800)), PROF, sfreq=250.0).shape == (1, 22, 800)
+    X = np.random.default_rng(0).standard_normal((1, 22, 800)) * 1e-5
+    assert check_trials(X, PROF, sfreq=250.0).shape == (1, 22, 800)
 
 
 def test_check_features():
@@ -64,8 +66,10 @@ def test_check_features():
         check_features(np.zeros((2, 4)), 6)
     with pytest.raises(RequestError, match="empty batch"):
         check_features([], 6)
-    with pytest.raises(RequestError, match="NaN or Inf"):
+    with pytest.raises(RequestError, match="vector 0 contains NaN or Inf"):
         check_features([[np.nan] * 6], 6)
+    with pytest.raises(RequestError, match="vector 1 has a value beyond"):
+        check_features([[0.0] * 6, [1e308] * 6], 6)
     assert check_features([[0.0] * 6], 6).shape == (1, 6)
 
 
@@ -75,7 +79,9 @@ def test_classify_trials_equals_the_pipeline_with_preroll(pipe):
     X = np.stack([rec.data[:, e - 1000:e] for e in ends])
     out = classify_trials(pipe, X)
     np.testing.assert_array_equal(out["labels"], pipe.predict(X))
-    np.testing.assert_allclose(out["probabilities"], pipe.predict_proba(X), rtol=0, atol=0)
+    cols = [list(pipe.classes_).index(c) for c in out["classes"]]
+    assert out["classes"] == [c for c in PROF.class_names if c in pipe.classes_]  # profile order
+    np.testing.assert_allclose(out["probabilities"], pipe.predict_proba(X)[:, cols], rtol=0, atol=0)
     assert out["preroll"] is True and out["preroll_samples"] == 250 and out["warning"] is None
     bare = classify_trials(pipe, X[:, :, -750:])
     assert bare["preroll"] is False and "no pre-roll" in bare["warning"]
@@ -84,7 +90,10 @@ def test_classify_trials_equals_the_pipeline_with_preroll(pipe):
 def test_classify_features_is_the_classifier_step(pipe):
     feats = np.random.default_rng(0).standard_normal((5, 6))
     out = classify_features(pipe, feats)
-    np.testing.assert_array_equal(out["probabilities"], pipe.named_steps["clf"].predict_proba(feats))
+    cols = [list(pipe.classes_).index(c) for c in out["classes"]]
+    # numpy from the fitted parameters == sklearn's predict_proba to rounding
+    want = pipe[-1].predict_proba(feats)[:, cols]
+    np.testing.assert_allclose(out["probabilities"], want, rtol=0, atol=1e-12)
     assert out["classes"] == ["left", "right"]
 
 

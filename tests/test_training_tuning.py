@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bcistream.cli import main
+from bcistream.decoders import build_pipeline
 from bcistream.errors import BcistreamError
-from bcistream.pipeline import make_pipeline
 from bcistream.training.tuning import SEARCH_SPACE, best_params, tune_optuna, tune_wandb, wandb_sweep_config
 
 
@@ -41,12 +41,15 @@ def test_study_resumes_from_sqlite_storage(small_data, tmp_path, monkeypatch, ca
     study = optuna.load_study(study_name="s1", storage=storage)
     assert len(study.trials) == 5
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    # Objective is CV on T: values are accuracies; band edges and components stay in the space.
+    # Objective is CV on T: values are accuracies; decoders and their parameters stay in the space.
     for t in study.trials:
         assert 0.0 <= t.value <= 1.0
-        assert SEARCH_SPACE["l_freq"][0] <= t.params["l_freq"] <= SEARCH_SPACE["l_freq"][1]
-        assert SEARCH_SPACE["h_freq"][0] <= t.params["h_freq"] <= SEARCH_SPACE["h_freq"][1]
-        assert 2 <= t.params["n_components"] <= 22
+        space = SEARCH_SPACE[t.params.get("decoder", "csp-svm")]
+        # Names shared by decoders with different ranges are qualified ("fbcsp.n_components").
+        plain = {k.split(".")[-1]: v for k, v in t.params.items()}
+        for key, dist in space.items():
+            if dist[0] in ("int", "float"):
+                assert dist[1] <= plain[key] <= dist[2]
     # Every trial is an MLflow run: 3 + 2 nested trial runs under two parent runs.
     c = client(uri)
     exp = c.get_experiment_by_name("bcistream-tuning")
@@ -58,8 +61,11 @@ def test_study_resumes_from_sqlite_storage(small_data, tmp_path, monkeypatch, ca
     best = best_params("s1", storage)
     assert best == res.best_params
     assert study.best_value == pytest.approx(res.best_value)
-    make_pipeline(None, **best)
-    assert best["l_freq"] == pytest.approx(study.best_trial.params["l_freq"])
+    assert best["decoder"] in SEARCH_SPACE
+    build_pipeline(None, best)
+    for key, value in study.best_trial.params.items():
+        if key != "decoder":  # qualified names ("fbcsp.clf") map to the decoder's parameter
+            assert best[key.split(".")[-1]] == pytest.approx(value)
 
 
 def test_best_params_of_missing_study(tmp_path):
@@ -81,6 +87,7 @@ def test_wandb_sweeps_need_online(tmp_path):
         tune_wandb(None, n_trials=1, project="p", mode="offline")
     cfg = wandb_sweep_config(n_channels=8, folds=3)
     assert cfg["parameters"]["n_components"]["max"] == 8
+    assert cfg["parameters"]["decoder"] == {"value": "csp-svm"}
     assert cfg["metric"] == {"name": "cv_mean", "goal": "maximize"}
 
 

@@ -165,6 +165,9 @@ def test_probe_check_and_scoring_of_raw_trials(toy_model):
 
         named_steps = pipe.named_steps
 
+        def __getitem__(self, i):
+            return pipe[i]
+
     with pytest.raises(CheckFailed, match="do not sum to 1"):
         probe_check(Liar(), X[:2])
 

@@ -69,5 +69,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """Entry point of the console script."""
-    sys.exit(main())
+    """Entry point of the console script (and of ``python -m bcistream``)."""
+    exit_process(main())
+
+
+def exit_process(code: int) -> None:
+    """End the process with ``code``, skipping interpreter teardown once liblsl is loaded.
+
+    liblsl can crash (SIGSEGV) while it destroys outlets whose consumers are still connected
+    (sccn/liblsl#218, #220: its sample factory is freed under the sending threads). A process that
+    is ending anyway gains nothing from that teardown, so once ``pylsl`` is loaded the process
+    flushes its output and leaves with ``os._exit``; the OS closes the sockets.
+    """
+    if "pylsl" not in sys.modules:
+        sys.exit(code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(code)

@@ -154,7 +154,8 @@ def evaluate(
     test: TestOpt = None,
     subject: SubjectOpt = "all",
     profile: ProfileOpt = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Pipeline parameter key=value.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Pipeline parameter key=value, e.g. decoder=ts-lr.")] = None,
     folds: Annotated[int, typer.Option(min=2, help="CV folds on the training data.")] = 5,
     allow_warnings: AllowWarningsOpt = False,
     jobs: Annotated[int, typer.Option(min=1, help="Processes loading subjects in parallel.")] = 1,
@@ -175,7 +176,8 @@ def evaluate(
                                             subject=d.label))
             advance(f"evaluated {d.label}")
     table = Table("subject", "train→test accuracy", "kappa", "CV on train (mean ± sd)", "trials train/test",
-                  title="Evaluation (fit on the training data, score on the test data)")
+                  title=f"Evaluation of {params['decoder']} (fit on the training data, score on the "
+                        "test data)")
     for r in results:
         acc = "—" if r.accuracy is None else f"{r.accuracy:.3f}"
         kap = "—" if r.kappa is None else f"{r.kappa:.3f}"

@@ -71,6 +71,8 @@ def demo(
     trials_per_class: Annotated[int, typer.Option(min=4, max=72, help="Synthetic trials per class "
                                                                      "and session.")] = 72,
     view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Pipeline parameter key=value for training, e.g. decoder=ts-lr.")] = None,
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report
@@ -103,7 +105,8 @@ def demo(
     name = model_name_for(base, plans[0].label)
     uri = cfg.mlflow_uri
     console.rule("1/3 train, register and promote")
-    _cli(["train", *spec.argv(), *option_args(profile=profile), "--name", base])
+    _cli(["train", *spec.argv(), *option_args(profile=profile), "--name", base,
+          *[arg for item in set_ or [] for arg in ("--set", item)]])
     champion = load_model(f"models:/{name}@champion", uri)
     evaluation = load_recording(replay_file, champion.profile)
 
@@ -155,12 +158,17 @@ def demo(
     if not decisions:
         raise BcistreamError(f"no decisions were made; see {report / 'replay.log'}")
     summary = summarize(decisions, champion.pipeline, evaluation, champion.version)
-    write_report(report, summary, decisions, list(champion.profile.class_names), champion.profile.sfreq)
+    prof = champion.profile
+    write_report(report, summary, decisions, list(prof.class_names), prof.sfreq,
+                 cue_offset_s=(prof.offset_samples + prof.window_samples) / prof.sfreq)
     table = Table("measure", "value", title=f"bcistream demo — report in {report}")
     table.add_row("model version", f"{name} v{summary.model_version} (champion)")
     table.add_row("cues decided live", f"{summary.cues_decided} of {summary.cues_expected}")
     table.add_row("online accuracy (cue-locked, live)", f"{summary.online_accuracy:.4f}")
     table.add_row("offline accuracy (same trials)", f"{summary.offline_accuracy:.4f}")
+    table.add_row("kappa / chance 95 % bound", f"{summary.online_kappa:.3f} / {summary.chance_upper95:.3f}")
+    table.add_row("information-transfer rate", f"{summary.itr_bits_per_min:.2f} bits/min "
+                                               f"({summary.seconds_per_trial:.1f} s per trial)")
     table.add_row("online = offline labels", f"{summary.agreement:.1%} of {summary.cue_trials} trials")
     table.add_row("latency p50 / latency p99", f"{summary.latency_p50_ms:.2f} ms / "
                                                f"{summary.latency_p99_ms:.2f} ms")
@@ -173,7 +181,7 @@ def demo(
                   f"model version {summary.model_version}", soft_wrap=True)
     if summary.cues_decided < summary.cues_expected:
         raise BcistreamError(
-            f"only {summary.cues_decided} of {summary.cues_expected} cues of {files['E'].name} were "
+            f"only {summary.cues_decided} of {summary.cues_expected} cues of the evaluation session were "
             f"decided live: {summary.cues_expected - summary.cues_decided} cue(s) lost; see the run's "
             f"events above and {report}")
     if summary.misaligned_cues or summary.agreement < 1.0:

@@ -35,6 +35,42 @@ def serve_env(model: str | None, tracking_uri: str | None) -> dict[str, str]:
     return env
 
 
+def describe_model(model_uri: str, tracking_uri: str) -> tuple[bool, str]:
+    """What ``serve`` will serve: ``(found, one line)``, asking the registry once.
+
+    Parameters
+    ----------
+    model_uri : str
+        ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
+    tracking_uri : str
+        The registry.
+    """
+    from bcistream.serving.holder import parse_model_uri
+    from bcistream.training.registry import alias_version, client
+
+    uri = parse_model_uri(model_uri)
+    try:
+        if uri.version is None:
+            version = alias_version(tracking_uri, uri.name, uri.alias or "champion")
+        else:
+            version = str(client(tracking_uri).get_model_version(uri.name, uri.version).version)
+    except Exception as exc:  # noqa: BLE001  (unreachable registry, unknown version: say so, serve anyway)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return False, f"cannot read {model_uri} from {tracking_uri} ({text[:200]})"
+    if version is None:
+        try:
+            names = sorted(m.name for m in client(tracking_uri).search_registered_models())
+        except Exception:  # noqa: BLE001
+            names = []
+        have = f"registered models: {', '.join(names)}" if names else "the registry holds no models"
+        return False, (f"NO MODEL: '{uri.name}' has no alias '{uri.alias}' in {tracking_uri} ({have}). "
+                       "The service answers 503 until one appears: train and promote one "
+                       "(`bcistream train --data FOLDER --subject 1`, or `make demo`), or pass "
+                       "--model models:/NAME@ALIAS")
+    follows = f"following alias '{uri.alias}'" if uri.version is None else "fixed version"
+    return True, f"serving {uri.name} version {version} ({follows}; registry {tracking_uri})"
+
+
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 3000,
@@ -49,8 +85,13 @@ def serve(
         from bcistream.serving.holder import parse_model_uri
 
         parse_model_uri(model)  # a bad URI is a one-line error here, not a crash in the worker
+    env = serve_env(model, tracking_uri)
+    from bcistream.serving.config import ServingConfig
+
+    found, line = describe_model(model or ServingConfig().resolved_model_uri(), env["BCISTREAM_TRACKING_URI"])
+    console.print(line if found else f"[bold red]warning:[/bold red] {line}", highlight=False)
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", host]
-    proc = subprocess.Popen(cmd, env=serve_env(model, tracking_uri))
+    proc = subprocess.Popen(cmd, env=env)
 
     def forward(signum, _frame) -> None:
         proc.send_signal(signum)

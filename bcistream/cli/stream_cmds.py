@@ -90,7 +90,10 @@ def replay(
         try:
             stats = play(rec, target, speed=pace, chunk=chunk, loop=loop, stop=stop)
         finally:
-            target.close()
+            # LSL outlets stay alive until the process ends (`exit_process`): destroying them
+            # while inlets are connected can crash liblsl (sccn/liblsl#218).
+            if not isinstance(target, LslTarget):
+                target.close()
     took = time.monotonic() - t0
     err_console.print(f"sent {stats.samples} samples in {stats.chunks} chunks and {stats.cues} cues in "
                       f"{took:.2f} s ({stats.samples / rec.sfreq / max(took, 1e-9):.1f}x real time); "
@@ -186,6 +189,11 @@ def run(
     workers: Annotated[int | None, typer.Option(min=1, help="Engine processes. LSL: the streams are split "
                                                 "over them (default: one per core). Kafka: members of "
                                                 "the consumer group (default 1).")] = None,
+    lsl_proba: Annotated[str | None, typer.Option(
+        help="LSL outlet NAME of class probabilities (float32, a channel per class); "
+             "= --to lsl-proba:NAME.")] = None,
+    lsl_labels: Annotated[str | None, typer.Option(help="LSL outlet NAME of cue-locked decided labels; "
+                                                        "= --to lsl-labels:NAME.")] = None,
 ) -> None:
     """Decode live streams: a source, the engine, decision sinks, a live view and /metrics."""
     from prometheus_client import CollectorRegistry, start_http_server
@@ -197,7 +205,14 @@ def run(
     from bcistream.realtime.loop import run_loop
     from bcistream.realtime.metrics import EngineMetrics, source_metrics
     from bcistream.realtime.monitor import RunMonitor
-    from bcistream.streamer.endpoints import TransportOptions, open_sink, open_source, split_spec
+    from bcistream.streamer.endpoints import (
+        SINK_KINDS,
+        OutletMeta,
+        TransportOptions,
+        open_sink,
+        open_source,
+        split_spec,
+    )
     from bcistream.streamer.kafka_config import parse_kafka_opts
     from bcistream.streamer.sinks import FilteredSink
     from bcistream.training.registry import load_model
@@ -205,9 +220,11 @@ def run(
     cfg = settings()
     config = EngineConfig(hop_s=hop, triggers=_triggers(trigger))
     # Bad --from/--to specs fail before the (slow) model load.
-    split_spec(source, ("lsl", "kafka"))
-    for spec in to or []:
-        split_spec(spec, ("stdout", "jsonl", "lsl", "kafka"))
+    src_kind, src_value = split_spec(source, ("lsl", "kafka"))
+    to = [*(to or ["stdout"]), *([f"lsl-proba:{lsl_proba}"] if lsl_proba else []),
+          *([f"lsl-labels:{lsl_labels}"] if lsl_labels else [])]
+    for spec in to:
+        split_spec(spec, SINK_KINDS)
     n_workers = _n_workers(workers, source, record=record, poll_interval=poll_interval,
                            remote=classifier != "local")
     uri = tracking_uri or cfg.mlflow_uri
@@ -225,20 +242,25 @@ def run(
                             markers_topic=markers_topic, dead_letter_topic=dead_letter_topic,
                             kafka_config=parse_kafka_opts(kafka_opt or []),
                             resolve_timeout=resolve_timeout, skip_backlog=skip_backlog, units=units)
+    engine = Engine(loaded.pipeline, version=loaded.version, config=config, classifier=remote,
+                    on_unknown_version=on_unknown_version)
     pool = None
-    if n_workers > 1:
-        pool = _pool(source, n_workers, to or ["stdout"], loaded, config, opts)
-        engine = src = pool
-    else:
-        engine = Engine(loaded.pipeline, version=loaded.version, config=config, classifier=remote,
-                        on_unknown_version=on_unknown_version)
-        src = open_source(source, loaded.profile, opts)
     sinks = []
     closed = None
+    src = None
     try:
+        # Outlets first: a stimulus program can connect while the engine waits for the amplifier.
+        meta = OutletMeta(model=model, version=str(loaded.version), profile=loaded.profile.name,
+                          classes=tuple(str(c) for c in engine.model.classes))
+        known = src_value.split(",") if src_kind == "lsl" and "=" not in src_value else []
         # Kafka workers write to their own sinks (each commits after them): the parent opens none.
-        for spec in [] if pool is not None and source.startswith("kafka:") else to or ["stdout"]:
-            sinks.append(open_sink(spec, opts))
+        for spec in [] if n_workers > 1 and src_kind == "kafka" else to:
+            sinks.append(open_sink(spec, opts, meta=meta, streams=known))
+        if n_workers > 1:
+            pool = _pool(source, n_workers, to, loaded, config, opts)
+            engine = src = pool
+        else:
+            src = open_source(source, loaded.profile, opts)
         if hasattr(src, "replayed"):
             sinks = [FilteredSink(s, src.replayed) for s in sinks]
         registry = CollectorRegistry()

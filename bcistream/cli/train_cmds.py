@@ -187,18 +187,26 @@ def tune(
     seed: Annotated[int | None, typer.Option(help="Sampler seed.")] = None,
     track: Annotated[bool, typer.Option(help="Log each trial as a nested MLflow run.")] = True,
     allow_warnings: AllowWarningsOpt = False,
+    decoders: Annotated[str, typer.Option(help="Comma list of decoders searched, or 'all'.")] = "all",
+    nested: Annotated[int, typer.Option(
+        min=0, help="Also estimate the tuned accuracy by nested CV with this many outer folds.")] = 0,
 ) -> None:
-    """Search CSP/SVM/band parameters by CV on the training data only; resumable; best -> train --from-study.
+    """Search decoders and their parameters by CV on the training data only; resumable; best -> train
+    --from-study.
 
-    ``--set`` fixes parameters (they are not searched). A study belongs to one profile and one data
-    fingerprint: adding trials from other data or another profile is refused.
+    ``--set`` fixes parameters (they are not searched; ``--set decoder=NAME`` searches one decoder).
+    A study belongs to one profile and one data fingerprint: adding trials from other data or
+    another profile is refused. The best CV of a search is optimistic (the best of many noisy
+    estimates); ``--nested K`` also reports the honest nested-CV estimate (the search rerun inside
+    each of K outer folds of the training data).
     """
     import optuna
 
+    from bcistream.decoders import DECODERS
     from bcistream.training.datasets import fingerprint_digest
     from bcistream.training.params import parse_overrides, pipeline_params, resolve_params
     from bcistream.training.tracking import wandb_mode
-    from bcistream.training.tuning import default_study_name, tune_optuna, tune_wandb
+    from bcistream.training.tuning import default_study_name, nested_cv, tune_optuna, tune_wandb
 
     if engine not in ("optuna", "wandb"):
         raise BcistreamError(f"--engine must be 'optuna' or 'wandb', got '{engine}'")
@@ -209,13 +217,25 @@ def tune(
     spec = data_spec(data, train_files, None, subject, allow_warnings)
     fixed = parse_overrides(set_)
     prof = _profile(spec, profile, s)
-    resolve_params(pipeline_params(None, fixed), prof)
+    names = list(DECODERS) if decoders == "all" else [d.strip() for d in decoders.split(",") if d.strip()]
+    unknown = [d for d in names if d not in DECODERS]
+    if unknown or not names:
+        raise BcistreamError(f"--decoders: unknown decoder {', '.join(unknown) or '(none)'} "
+                             f"(known: {', '.join(DECODERS)})")
+    if "decoder" in fixed:
+        names = [fixed["decoder"]]
+    # Only decoders that take every fixed parameter are searched.
+    names = [d for d in names if set(fixed) - {"decoder"} <= set(DECODERS[d].defaults)]
+    if not names:
+        raise BcistreamError(f"--set {', '.join(sorted(fixed))}: no searched decoder takes all of them")
+    for d in names:
+        resolve_params(pipeline_params(None, {**fixed, "decoder": d}), prof)
     loaded = load_selected(spec, prof, s)[0]
     digest = fingerprint_digest(list(loaded.prints))
     name = study or default_study_name(loaded.label, prof, digest)
     if engine == "wandb":
         sid = tune_wandb(loaded.train, n_trials=trials, project="bcistream", mode=wandb_mode(s.wandb_mode),
-                         folds=folds)
+                         folds=folds, decoder=names[0])
         console.print(f"W&B sweep {sid}: {trials} runs done")
         return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -223,10 +243,22 @@ def tune(
     with progress_bar("tuning", total=trials) as advance:
         res = tune_optuna(loaded.train, n_trials=trials, study=name, storage=url, folds=folds,
                           tracking_uri=s.mlflow_uri if track else None, seed=seed, progress=advance,
-                          artifacts=s.mlflow_artifacts, fixed=fixed, data_digest=digest)
+                          artifacts=s.mlflow_artifacts, fixed=fixed, data_digest=digest, decoders=names)
     console.print(f"study '{res.study}' ({res.storage}): {res.n_trials_total} trials "
-                  f"({res.n_trials_run} new); best CV {res.best_value:.3f}")
+                  f"({res.n_trials_run} new); best CV {res.best_value:.3f} (optimistic: the best of "
+                  f"{res.n_trials_total} CV estimates on the training data)")
     console.print("best: " + ", ".join(f"{k}={v}" for k, v in res.best_params.items()))
+    if nested:
+        import numpy as np
+
+        with progress_bar("nested CV", total=nested) as advance:
+            est = nested_cv(loaded.train, n_trials=trials, decoders=names, folds=folds, outer=nested,
+                            seed=seed or 0, fixed=fixed)
+            advance(f"{nested} outer folds")
+        picks = ", ".join(p["decoder"] for p in est.chosen)
+        console.print(f"nested CV on the training data ({nested} outer folds, {trials} trials each): "
+                      f"{est.mean:.3f} ± {np.std(est.scores):.3f} — the honest estimate of this "
+                      f"tuning procedure (outer folds chose: {picks})")
     nxt = ["bcistream", "train", *spec.argv()]
     if subject != "all" and "--subject" not in nxt:
         nxt += ["--subject", subject]
@@ -270,6 +302,11 @@ def _show_model(model: str, rows: list, uri: str) -> None:
                       tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
                       tags.get("promotion.verdict", ""))
     console.print(table)
+    for row in rows:  # the decoder and its parameters below the table: too long for columns
+        tags = row["tags"]
+        if "decoder" in tags or "decoder.params" in tags:
+            console.print(f"v{row['version']} decoder {tags.get('decoder', 'csp-svm')}: "
+                          f"{tags.get('decoder.params', '')}", soft_wrap=True)
     if champion is None:
         console.print("no champion yet")
     else:

@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 from bcistream.data.recording import Recording
 from bcistream.errors import ProfileError
 from bcistream.pipeline.filter import CausalBandpass
+from bcistream.pipeline.filterbank import CausalFilterBank
 
 __all__ = ["Epochs", "epochs_from_recording", "filter_recording"]
 
@@ -44,25 +45,30 @@ class Epochs:
     excluded: dict[int, str] = field(default_factory=dict)
 
 
-def _filter_step(pipe: Pipeline | CausalBandpass) -> CausalBandpass:
-    step = pipe.named_steps["filter"] if isinstance(pipe, Pipeline) else pipe
+def _filter_step(pipe: Pipeline | CausalBandpass | CausalFilterBank) -> CausalBandpass:
+    step = pipe[0] if isinstance(pipe, Pipeline) else pipe
     if not hasattr(step, "sos_"):
         step.fit()
     return step
 
 
-def filter_recording(pipe: Pipeline | CausalBandpass, recording: Recording) -> np.ndarray:
+def filter_recording(pipe: Pipeline | CausalBandpass | CausalFilterBank,
+                     recording: Recording) -> np.ndarray:
     """Filter a whole recording causally; each NaN-free segment starts from zero state.
+
+    The filter is the pipeline's first step (a `CausalBandpass`, or a `CausalFilterBank` whose
+    bands are stacked: ``n_bands * n_channels`` rows).
 
     Returns
     -------
-    ndarray, shape (n_channels, n_samples)
+    ndarray, shape (n_outputs, n_samples)
         Filtered samples; NaN where the recording is missing.
     """
     filt = _filter_step(pipe)
     data = recording.data
     bad = np.isnan(data).any(axis=0)
-    out = np.full(data.shape, np.nan)
+    n_out = data.shape[0] * (len(filt.sos_) if isinstance(filt, CausalFilterBank) else 1)
+    out = np.full((n_out, data.shape[1]), np.nan)
     edges = np.flatnonzero(np.diff(np.concatenate([[1], bad.astype(np.int8), [1]])))
     for start, stop in zip(edges[::2], edges[1::2], strict=True):
         out[:, start:stop], _ = filt.filter_continuous(data[:, start:stop])

@@ -14,8 +14,8 @@ from bcistream.data.profiles import Profile, load_profile
 from bcistream.errors import ProfileError
 from bcistream.pipeline.filter import CausalBandpass
 
-__all__ = ["DEFAULT_PARAMS", "csp_filters", "default_n_components", "make_pipeline", "pipeline_profile",
-           "power_to_features"]
+__all__ = ["DEFAULT_PARAMS", "csp_filters", "default_n_components", "make_pipeline", "pipeline_band",
+           "pipeline_profile", "power_to_features"]
 
 #: Defaults of `make_pipeline`, also the search space anchors of tuning.
 DEFAULT_PARAMS: dict[str, Any] = {
@@ -111,9 +111,19 @@ def make_pipeline(
     )
 
 
+def pipeline_band(pipe: Pipeline) -> tuple[float, float]:
+    """The pass band (Hz) the fitted pipeline's causal filter uses (the profile's when not set;
+    a filter bank's span from its lowest to its highest edge)."""
+    filt = pipe[0]
+    if not hasattr(filt, "band_"):
+        filt.fit()
+    low, high = filt.band_
+    return float(low), float(high)
+
+
 def pipeline_profile(pipe: Pipeline) -> Profile:
-    """The dataset profile a pipeline carries."""
-    return pipe.named_steps["filter"].get_profile()
+    """The dataset profile a pipeline carries (in its first step, the causal filter)."""
+    return pipe[0].get_profile()
 
 
 def csp_filters(pipe: Pipeline) -> np.ndarray:

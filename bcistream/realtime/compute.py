@@ -2,97 +2,62 @@
 
 from __future__ import annotations
 
-import functools
 import time
 
 import numpy as np
 
-from bcistream.realtime.model import BlockFilter
+from bcistream.decoders import StreamingDecoder
 from bcistream.realtime.records import SCHEMA_VERSION, Decision
 from bcistream.realtime.streams import StreamPool
 
-__all__ = ["advance", "make_decisions", "project", "window_power"]
+__all__ = ["advance", "make_decisions", "window_moments"]
 
 
-@functools.lru_cache(maxsize=512)
-def _lower_ones(n: int) -> np.ndarray:
-    return np.tril(np.ones((n, n)))
-
-
-def project(filters: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Project raw chunks onto the CSP filters and flag chunks with non-finite samples.
-
-    Parameters
-    ----------
-    filters : ndarray, shape (k, n_channels)
-    X : ndarray, shape (G, n_channels, n)
-
-    Returns
-    -------
-    Y : ndarray, shape (G, k, n)
-    ok : ndarray of bool, shape (G,)
-        False where the chunk holds NaN or Inf (they propagate through the projection and the sum,
-        so one reduction over the k projections checks all channels).
-    """
-    with np.errstate(invalid="ignore", over="ignore"):
-        Y = np.matmul(filters, X)
-        ok = np.isfinite(Y.sum(axis=(1, 2)))
-    return Y, ok
-
-
-def advance(pool: StreamPool, block: BlockFilter, slots: np.ndarray, starts: np.ndarray, Y: np.ndarray,
-            T: np.ndarray | None, resets: np.ndarray) -> None:
-    """Filter the projections, extend the running sums of squares and the timestamps of G streams.
-
-    The causal filter of the pipeline is applied to the CSP projections instead of the channels:
-    both are linear and time-invariant, so ``W (h * x) = h * (W x)``, with k instead of C signals.
+def advance(pool: StreamPool, decoder: StreamingDecoder, slots: np.ndarray, starts: np.ndarray,
+            Y: np.ndarray, T: np.ndarray | None, resets: np.ndarray) -> None:
+    """Advance G streams by one chunk each: the decoder filters and sums, the pool's rings store.
 
     Parameters
     ----------
     pool : StreamPool
-    block : BlockFilter
+    decoder : StreamingDecoder
     slots : ndarray of int, shape (G,)
     starts : ndarray of int, shape (G,)
         Absolute index of each chunk's first sample.
-    Y : ndarray, shape (G, k, n)
-        Projected raw samples (`project`).
+    Y : ndarray, shape (G, n_signals, n)
+        The decoder's signals of the raw chunks (`StreamingDecoder.project`).
     T : ndarray, shape (G, n) or None
         Source timestamps (NaN where unknown).
     resets : ndarray of bool, shape (G,)
         Streams whose filter starts from zero state at this chunk.
     """
-    G, k, n = Y.shape
-    S = block.n_state
+    n = Y.shape[2]
     Z = pool.zi[slots]
     base = pool.qlast[slots]
     if resets.any():
         Z[resets] = 0.0
         base[resets] = 0.0
-    F, Zf = block.apply(Y.reshape(G * k, n), Z.reshape(G * k, S))
-    pool.zi[slots] = Zf.reshape(G, k, S)
-    F = F.reshape(G, k, n)
-    # Running sums along time as one product with a triangular matrix: faster than cumsum over
-    # short rows, and it yields the (G, n, k) layout of the ring directly.
-    Q = np.matmul(_lower_ones(n), (F * F).transpose(0, 2, 1))
-    Q += base[:, None, :]
+    Zf, Q = decoder.advance(Z, base, Y)
+    pool.zi[slots] = Zf
+    m = Q.shape[2]
     pool.qlast[slots] = Q[:, -1, :]
     idx = starts[:, None] + np.arange(n)
     rows = (slots[:, None] * pool.ring + idx % pool.ring).ravel()
-    pool.sums.reshape(-1, k)[rows] = Q.reshape(-1, k)
+    pool.sums.reshape(-1, m)[rows] = Q.reshape(-1, m)
     if T is not None:
         pool.ts.reshape(-1)[rows] = T.ravel()
 
 
-def window_power(pool: StreamPool, slots: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+def window_moments(pool: StreamPool, slots: np.ndarray, starts: np.ndarray, ends: np.ndarray,
                  bases: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean power of the CSP projections over windows ``[start, end)``, and their end timestamps.
+    """Mean moments over windows ``[start, end)``, and their end timestamps.
 
-    The power is the difference of two running sums of squares (the sums restart at ``bases``,
-    the first sample after a reset), so no window is summed sample by sample.
+    The mean is the difference of two running sums (the sums restart at ``bases``, the first
+    sample after a reset), so no window is summed sample by sample.
 
     Returns
     -------
-    power : ndarray, shape (D, k)
+    moments : ndarray, shape (D, n_moments)
     timestamps : ndarray, shape (D,)
         Source timestamp of each window's last sample (NaN when unknown).
     """

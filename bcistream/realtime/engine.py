@@ -3,10 +3,12 @@
 Per batch: markers are mapped through the model profile's marker map and chunks are placed on
 their stream's sample axis by the stream tracker (duplicates, gaps, source restarts, corrupt
 sequence numbers, the unit check of undeclared streams; `bcistream.realtime.intake`), then
-grouped by length, projected onto the fitted CSP filters and filtered causally with the pipeline's
-own filter — one matrix product per group, since the spatial filter commutes with the temporal
-filter. Running sums of the squared projections turn the power of any window into a difference of
-two ring entries. Due windows of all streams are classified in ONE call through the `Classifier`.
+grouped by length and advanced by the model's `StreamingDecoder` (compiled from the fitted pipeline
+by `bcistream.decoders.compile_streaming`): projected (CSP decoders project before filtering, the
+spatial filter commutes with the temporal one), filtered causally with the pipeline's own filter
+and summed into running sums of per-sample moments, so the features of any window come from a
+difference of two ring entries. Due windows of all streams are classified in ONE call through the
+`Classifier`.
 See docs/engine.md.
 """
 
@@ -21,7 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from bcistream.data.contract import MarkerMap
 from bcistream.errors import ProfileError
-from bcistream.realtime.compute import advance, make_decisions, project, window_power
+from bcistream.realtime.compute import advance, make_decisions, window_moments
 from bcistream.realtime.config import EngineConfig
 from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.intake import CORRUPT, Intake
@@ -48,7 +50,7 @@ class Engine(Intake):
     Parameters
     ----------
     pipeline : Pipeline
-        Fitted ``filter -> csp -> clf`` pipeline (`bcistream.pipeline.make_pipeline`).
+        Fitted pipeline of a registered decoder (`bcistream.decoders.make_decoder`).
     version : str
         Its model version (named by every decision).
     config : EngineConfig, optional
@@ -66,7 +68,8 @@ class Engine(Intake):
         self.config = config or EngineConfig()
         self.model: Model = load_model(pipeline, version)
         self._own_classifier = classifier is None
-        self.classifier: Classifier = classifier or InProcessClassifier(pipeline, self.model.version)
+        self.classifier: Classifier = classifier or InProcessClassifier(self.model.decoder,
+                                                                        self.model.version)
         self.on_unknown_version = on_unknown_version
         prof = self.model.profile
         self.sfreq, self.window = prof.sfreq, prof.window_samples
@@ -76,8 +79,8 @@ class Engine(Intake):
         self.preroll = int(round(self.config.swap_preroll_s * self.sfreq))
         raw_ring = self.window + self.preroll
         ring = max(self.window + int(round(self.config.history_s * self.sfreq)), raw_ring) + MAX_PIECE
-        self.pool = StreamPool(self.n_channels, self.model.n_components, self.model.block.n_state,
-                               ring, raw_ring)
+        (n_signals, n_state), n_moments = self.model.decoder.state_shape()
+        self.pool = StreamPool(self.n_channels, n_signals, n_state, ring, raw_ring, n_moments=n_moments)
         self.streams: dict[str, StreamState] = {}
         self.events = EventQueue()
         if self.config.unit_check_s * self.sfreq > self.window:
@@ -124,8 +127,9 @@ class Engine(Intake):
         """Replace the model between two batches; every stream keeps running.
 
         The filter state of each stream is rebuilt from its recent raw samples with the new model's
-        filter and CSP filters (exact when the stream's current segment is within the kept history,
-        otherwise after ``swap_preroll_s`` of pre-roll; see docs/engine.md). Thread-safe: waits for
+        streaming decoder (exact when the stream's current segment is within the kept history,
+        otherwise after ``swap_preroll_s`` of pre-roll; see docs/engine.md). The new model may be
+        another decoder (another state shape). Thread-safe: waits for
         a running `process` to finish.
 
         Raises
@@ -138,14 +142,15 @@ class Engine(Intake):
         self.model.profile.check_compatible(new.profile)
         with self._lock:
             old = self.model.version
-            if new.n_components != self.model.n_components or new.block.n_state != self.model.block.n_state:
-                self.pool.reshape_components(new.n_components, new.block.n_state)
+            (n_signals, n_state), n_moments = new.decoder.state_shape()
+            if self.pool.state_shape() != ((n_signals, n_state), n_moments):
+                self.pool.reshape(n_signals, n_state, n_moments)
             rebuild_streams(self.pool, list(self.streams.values()), new, self.window, self.preroll)
             self.model = new
             self.offset = new.profile.offset_samples
             self.marker_map = MarkerMap.from_profile(new.profile)
             if self._own_classifier:
-                self.classifier = InProcessClassifier(pipeline, new.version)
+                self.classifier = InProcessClassifier(new.decoder, new.version)
             self._stats["swaps"] += 1
             self.events.append(EngineEvent("swap", None, detail=f"model {old} -> {new.version}"))
 
@@ -309,7 +314,7 @@ class Engine(Intake):
         n = items[0][1].shape[1]
         # concatenate + reshape: np.stack would index every array in Python.
         X = np.concatenate([it[1] for it in items]).reshape(len(items), self.n_channels, n)
-        Y, ok = project(self.model.filters, X)
+        Y, ok = self.model.decoder.project(X)
         if not ok.all():
             for i in np.flatnonzero(~ok):
                 self._refuse(items[i][0], "non-finite", n, "refused chunk: NaN or Inf samples")
@@ -348,7 +353,7 @@ class Engine(Intake):
                 if ts is not None:
                     T[i] = ts
         slots = np.fromiter((it[0].slot for it in items), dtype=np.int64, count=G)
-        advance(self.pool, self.model.block, slots, np.asarray(starts, dtype=np.int64), Y, T, resets)
+        advance(self.pool, self.model.decoder, slots, np.asarray(starts, dtype=np.int64), Y, T, resets)
         self._stats["chunks"] += G
         self._stats["samples_in"] += G * n
         hops, win, hop, keep = self._hops, self.window, self.hop, self.pool.raw_ring
@@ -379,25 +384,26 @@ class Engine(Intake):
         starts = np.fromiter((d[2] for d in due), dtype=np.int64, count=len(due))
         ends = np.fromiter((d[3] for d in due), dtype=np.int64, count=len(due))
         bases = np.fromiter((d[0].p_base for d in due), dtype=np.int64, count=len(due))
-        return window_power(self.pool, slots, starts, ends, bases, self.window)
+        return window_moments(self.pool, slots, starts, ends, bases, self.window)
 
-    def _classify(self, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.classifier.classify(self.model.features(power), self.model.version)
+    def _classify(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.classifier.classify(features, self.model.version)
 
-    def _decide(self, due: list[tuple], power: np.ndarray, ts: np.ndarray) -> list[Decision]:
-        # A flat (zero-power) window has no log-power features: skip it, keep the others' batch.
+    def _decide(self, due: list[tuple], moments: np.ndarray, ts: np.ndarray) -> list[Decision]:
+        # A flat (zero-power) window has no features (log of zero): skip it, keep the others' batch.
         with np.errstate(divide="ignore", invalid="ignore"):
-            good = np.isfinite(self.model.features(power)).all(axis=1)
+            features = self.model.features(moments)
+            good = np.isfinite(features).all(axis=1)
         if not good.all():
             for i in np.flatnonzero(~good):
                 self._event("skipped", due[i][0], reason="flat",
                             detail=f"window ending at {due[i][3]} has zero power: no features")
             keep = np.flatnonzero(good)
-            due, power, ts = [due[i] for i in keep], power[keep], ts[keep]
+            due, features, ts = [due[i] for i in keep], features[keep], ts[keep]
             if not due:
                 return []
         try:
-            labels, proba = self._classify(power)
+            labels, proba = self._classify(features)
         except UnknownVersionError as exc:
             retried = self._retry_after_swap(due, exc)
             if retried is None:
@@ -439,9 +445,11 @@ class Engine(Intake):
                 self._cue_lost(st, "swap", f"window ending at {d[3]} cannot be rebuilt after the swap")
         if not keep:
             return None
-        power, ts = self._powers(keep)
+        moments, ts = self._powers(keep)
         try:
-            labels, proba = self._classify(power)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                features = self.model.features(moments)
+            labels, proba = self._classify(features)
         except Exception as err:  # noqa: BLE001
             self._classifier_error(len(keep), err)
             return None

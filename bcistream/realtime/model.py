@@ -1,7 +1,7 @@
-"""The fitted model as the engine uses it: CSP filters, the causal filter as a block operator, classifier.
+"""The fitted model as the engine uses it: the decoder's streaming twin and its classifier.
 
-Everything here is derived from the fitted pipeline (`csp_filters`, the filter step's ``sos_``,
-the classifier's ``classes_``): no coefficient, channel order or class list is copied by hand.
+Everything is derived from the fitted pipeline by `bcistream.decoders.compile_streaming`; this
+module names no pipeline step.
 """
 
 from __future__ import annotations
@@ -9,82 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import sklearn
-from scipy.signal import sosfilt
 from sklearn.pipeline import Pipeline
 
 from bcistream.data.profiles import Profile
-from bcistream.errors import ProfileError
-from bcistream.pipeline import csp_filters, pipeline_profile, power_to_features
+from bcistream.decoders import StreamingDecoder, compile_streaming
+from bcistream.decoders.blockfilter import BlockFilter
 from bcistream.realtime.protocols import UnknownVersionError
 
 __all__ = ["BlockFilter", "InProcessClassifier", "Model", "load_model"]
-
-#: Chunks up to this length are filtered with one matrix product; longer ones with ``sosfilt``.
-BLOCK_MAX = 64
-
-
-class BlockFilter:
-    """The pipeline's IIR filter (``sos``) applied to many short signals with one matrix product.
-
-    A causal IIR filter is linear in (input block, state), so filtering ``n`` samples from state
-    ``z`` is ``[x, z] @ M_n`` with ``M_n`` of shape ``(n + S, n + S)`` (``S = 2 * n_sections``).
-    ``M_n`` is obtained by running ``scipy.signal.sosfilt`` with the pipeline's ``sos`` on unit
-    inputs, so it is the same filter, not a redesign. States use ``sosfilt``'s layout
-    (``zi[section, :, 0:2]`` flattened per signal), so both paths interoperate.
-
-    Parameters
-    ----------
-    sos : ndarray, shape (n_sections, 6)
-    """
-
-    def __init__(self, sos: np.ndarray) -> None:
-        self.sos = np.asarray(sos, dtype=np.float64)
-        self.n_sections = self.sos.shape[0]
-        self.n_state = 2 * self.n_sections
-        self._mats: dict[int, np.ndarray] = {}
-
-    def _matrix(self, n: int) -> np.ndarray:
-        mat = self._mats.get(n)
-        if mat is None:
-            s = self.n_state
-            x = np.zeros((n + s, n))
-            x[:n, :n] = np.eye(n)
-            zi = np.zeros((n + s, s))
-            zi[n:, :] = np.eye(s)
-            y, zf = sosfilt(self.sos, x, axis=-1, zi=self.to_sosfilt(zi))
-            mat = np.hstack([y, self.from_sosfilt(zf)])
-            self._mats[n] = mat
-        return mat
-
-    def to_sosfilt(self, z: np.ndarray) -> np.ndarray:
-        """States (m, S) -> ``sosfilt`` zi of shape (n_sections, m, 2)."""
-        return z.reshape(z.shape[0], self.n_sections, 2).transpose(1, 0, 2)
-
-    def from_sosfilt(self, zi: np.ndarray) -> np.ndarray:
-        """``sosfilt`` zi (n_sections, m, 2) -> states (m, S)."""
-        return np.ascontiguousarray(zi.transpose(1, 0, 2)).reshape(zi.shape[1], self.n_state)
-
-    def apply(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Filter ``m`` signals of ``n`` samples each.
-
-        Parameters
-        ----------
-        x : ndarray, shape (m, n)
-        z : ndarray, shape (m, S)
-            States before ``x``.
-
-        Returns
-        -------
-        y : ndarray, shape (m, n)
-        zf : ndarray, shape (m, S)
-        """
-        n = x.shape[1]
-        if n <= BLOCK_MAX:
-            out = np.concatenate([x, z], axis=1) @ self._matrix(n)
-            return out[:, :n], out[:, n:]
-        y, zf = sosfilt(self.sos, x, axis=-1, zi=self.to_sosfilt(z))
-        return y, self.from_sosfilt(zf)
 
 
 @dataclass
@@ -96,10 +28,8 @@ class Model:
     pipeline : Pipeline
     version : str
     profile : Profile
-    filters : ndarray, shape (k, n_channels)
-        The fitted CSP's spatial filters (`csp_filters`).
-    block : BlockFilter
-        The pipeline's causal filter.
+    decoder : StreamingDecoder
+        The streaming twin (projection, filter, running sums, features, numpy final step).
     classes : ndarray
         Class names in the classifier's column order.
     """
@@ -107,67 +37,57 @@ class Model:
     pipeline: Pipeline
     version: str
     profile: Profile
-    filters: np.ndarray
-    block: BlockFilter
+    decoder: StreamingDecoder
     classes: np.ndarray
 
     @property
-    def n_components(self) -> int:
-        """Number of CSP features."""
-        return int(self.filters.shape[0])
+    def n_features(self) -> int:
+        """Length of a feature vector."""
+        return self.decoder.n_features
 
-    def features(self, power: np.ndarray) -> np.ndarray:
-        """Mean CSP-space power (n, k) -> the CSP step's features (`power_to_features`)."""
-        return power_to_features(self.pipeline, power)
+    def features(self, moments: np.ndarray) -> np.ndarray:
+        """Mean moments of windows (n, n_moments) -> the pipeline's features (n, n_features)."""
+        return self.decoder.features(moments)
 
 
 def load_model(pipeline: Pipeline, version: str) -> Model:
-    """Check a fitted pipeline and derive the engine's view of it.
+    """Check a fitted pipeline and compile its streaming twin.
 
     Raises
     ------
     ProfileError
-        The pipeline is not a fitted ``filter -> csp -> clf`` pipeline.
+        The pipeline is not a fitted pipeline of a known decoder.
     """
+    from bcistream.errors import ProfileError
+
     try:
-        steps = pipeline.named_steps
-        filt, clf = steps["filter"], steps["clf"]
-        if not hasattr(filt, "sos_"):
-            filt.fit()
-        filters = np.asarray(csp_filters(pipeline), dtype=np.float64)
-        classes = np.asarray(clf.classes_)
-    except (AttributeError, KeyError, TypeError) as exc:
-        raise ProfileError(
-            f"model version {version!r} is not a fitted filter -> csp -> clf pipeline ({exc})") from exc
-    profile = pipeline_profile(pipeline)
-    if filters.shape[1] != profile.n_channels:
-        raise ProfileError(f"model version {version!r}: CSP filters have {filters.shape[1]} channels, "
-                           f"profile has {profile.n_channels}")
-    return Model(pipeline=pipeline, version=str(version), profile=profile,
-                 filters=np.ascontiguousarray(filters), block=BlockFilter(filt.sos_), classes=classes)
+        decoder = compile_streaming(pipeline)
+    except ProfileError as exc:
+        raise ProfileError(f"model version {version!r}: {exc}") from exc
+    return Model(pipeline=pipeline, version=str(version), profile=decoder.profile, decoder=decoder,
+                 classes=np.asarray(decoder.classes))
 
 
 class InProcessClassifier:
-    """The default classifier: the fitted pipeline's own ``clf`` step, in this process.
+    """The default classifier: the decoder's final step, evaluated with numpy in this process.
 
     Parameters
     ----------
-    pipeline : Pipeline
+    pipeline : Pipeline or StreamingDecoder
+        The fitted pipeline (compiled here) or its already compiled twin.
     version : str
         The only version this classifier holds; any other raises `UnknownVersionError`.
     """
 
-    def __init__(self, pipeline: Pipeline, version: str) -> None:
-        self.clf = pipeline.named_steps["clf"]
+    def __init__(self, pipeline: Pipeline | StreamingDecoder, version: str) -> None:
+        self.decoder = pipeline if isinstance(pipeline, StreamingDecoder) else compile_streaming(pipeline)
         self.version = str(version)
-        self.classes = np.asarray(self.clf.classes_)
+        self.classes = np.asarray(self.decoder.classes)
+        self.n_features = self.decoder.n_features
 
     def classify(self, features: np.ndarray, version: str) -> tuple[np.ndarray, np.ndarray]:
-        """Class names and probabilities for CSP feature vectors (n, k)."""
+        """Class names and probabilities for feature vectors (n, n_features)."""
         if str(version) != self.version:
             raise UnknownVersionError(str(version), self.version)
-        # The engine hands finite features only; skipping sklearn's finiteness scan halves the
-        # per-call overhead that dominates small batches.
-        with sklearn.config_context(assume_finite=True):
-            proba = self.clf.predict_proba(features)
+        proba = self.decoder.predict_proba(features)
         return self.classes[np.argmax(proba, axis=1)], proba

@@ -136,7 +136,10 @@ class UnknownVersionError(Exception):
 
 @runtime_checkable
 class Classifier(Protocol):
-    """The last step of decoding: CSP feature vectors -> class probabilities.
+    """The last step of decoding: feature vectors of the model version -> class probabilities.
+
+    The contract is the model version and its feature length (``n_features`` of the decoder,
+    `bcistream.decoders.StreamingDecoder`) only: which decoder made the features is not its concern.
 
     Every call names the model version the features were computed with; an implementation must
     refuse a version it does not hold rather than mix versions.

@@ -58,8 +58,9 @@ class Decision:
         return asdict(self)
 
     def to_json(self) -> str:
-        """Compact JSON line."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+        """Compact JSON line: keys in field order, ``probabilities`` in the model's class order
+        (the profile's), as ``schemas/decision.schema.json`` documents."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Decision:

@@ -1,9 +1,10 @@
 """Per-stream state, kept in arrays shared by all streams so the engine can work on many at once.
 
-For each stream: the causal filter state of the CSP projections, a ring of running sums of their
-squares (window power = difference of two entries), a ring of source timestamps, the bookkeeping
-of sample indices, and the recent raw samples (to rebuild the state after a model swap) as views
-of the engine's own stacked group arrays, so keeping them costs no copy.
+For each stream: the causal filter state of the decoder's signals (CSP projections, or channels),
+a ring of running sums of their per-sample moments (a window's mean = difference of two entries),
+a ring of source timestamps, the bookkeeping of sample indices, and the recent raw samples (to
+rebuild the state after a model swap) as views of the engine's own stacked group arrays, so keeping
+them costs no copy.
 """
 
 from __future__ import annotations
@@ -87,23 +88,26 @@ class StreamPool:
 
     Parameters
     ----------
-    n_channels, n_components, n_state : int
-        Channels of the raw signal, CSP components, filter state size per signal.
+    n_channels, n_signals, n_state : int
+        Channels of the raw signal, signals filtered per stream, filter state size per signal.
     ring : int
         Length of the rings of running sums and timestamps (window + late-cue history).
     raw_ring : int
         Raw samples kept per stream (window + swap pre-roll).
     capacity : int
         Initial number of slots.
+    n_moments : int, optional
+        Running-sum entries per sample (default ``n_signals``: the squares of the signals).
     """
 
-    def __init__(self, n_channels: int, n_components: int, n_state: int, ring: int, raw_ring: int,
-                 capacity: int = 16) -> None:
+    def __init__(self, n_channels: int, n_signals: int, n_state: int, ring: int, raw_ring: int,
+                 capacity: int = 16, n_moments: int | None = None) -> None:
         self.n_channels, self.ring, self.raw_ring = n_channels, ring, raw_ring
         self.capacity = 0
-        self.zi = np.zeros((0, n_components, n_state))
-        self.qlast = np.zeros((0, n_components))
-        self.sums = np.zeros((0, ring, n_components))
+        m = n_signals if n_moments is None else n_moments
+        self.zi = np.zeros((0, n_signals, n_state))
+        self.qlast = np.zeros((0, m))
+        self.sums = np.zeros((0, ring, m))
         self.ts = np.zeros((0, ring))
         self.free: list[int] = []
         self.used = 0
@@ -119,11 +123,15 @@ class StreamPool:
         self.ts = grown(self.ts, np.nan)
         self.capacity = capacity
 
-    def reshape_components(self, n_components: int, n_state: int) -> None:
-        """Reallocate the projection state for a model with another number of components."""
-        self.zi = np.zeros((self.capacity, n_components, n_state))
-        self.qlast = np.zeros((self.capacity, n_components))
-        self.sums = np.zeros((self.capacity, self.ring, n_components))
+    def state_shape(self) -> tuple[tuple[int, int], int]:
+        """Filter state shape per stream and moments per sample (as `StreamingDecoder.state_shape`)."""
+        return (self.zi.shape[1], self.zi.shape[2]), self.qlast.shape[1]
+
+    def reshape(self, n_signals: int, n_state: int, n_moments: int) -> None:
+        """Reallocate the numeric state for a decoder of another state shape."""
+        self.zi = np.zeros((self.capacity, n_signals, n_state))
+        self.qlast = np.zeros((self.capacity, n_moments))
+        self.sums = np.zeros((self.capacity, self.ring, n_moments))
 
     def take(self) -> int:
         """A free slot (state zeroed)."""

@@ -15,7 +15,7 @@ _BATCH = 128
 
 def rebuild_streams(pool: StreamPool, streams: list[StreamState], model: Model, window: int,
                     preroll: int) -> None:
-    """Refilter each stream's raw history with ``model`` (its filter and CSP filters).
+    """Refilter each stream's raw history with ``model``'s streaming decoder.
 
     The filter restarts from zero state at the oldest raw sample of the stream's current segment
     that is still kept. When the whole segment is in the ring this equals continuous
@@ -28,7 +28,7 @@ def rebuild_streams(pool: StreamPool, streams: list[StreamState], model: Model, 
             continue
         length = min(st.index - st.seg_start, st.history_n)
         by_len.setdefault(length, []).append(st)
-    k, S = model.n_components, model.block.n_state
+    dec = model.decoder
     for length, group in by_len.items():
         for i in range(0, len(group), _BATCH):
             part = group[i:i + _BATCH]
@@ -39,13 +39,13 @@ def rebuild_streams(pool: StreamPool, streams: list[StreamState], model: Model, 
             else:
                 idx = np.array([st.index - length for st in part])[:, None] + np.arange(length)
                 raw = np.stack([st.raw_tail(length) for st in part])  # (G, C, L)
-                Y = np.matmul(model.filters, raw)
+                Y, _ok = dec.project(raw)
                 G = len(part)
-                F, Zf = model.block.apply(Y.reshape(G * k, length), np.zeros((G * k, S)))
-                Q = np.cumsum((F * F).reshape(G, k, length), axis=2)
-                pool.zi[slots] = Zf.reshape(G, k, S)
-                pool.qlast[slots] = Q[:, :, -1]
-                pool.sums[slots[:, None], idx % pool.ring] = Q.transpose(0, 2, 1)
+                Zf, Q = dec.advance(np.zeros((G, dec.n_signals, dec.n_state)),
+                                    np.zeros((G, dec.n_moments)), Y)
+                pool.zi[slots] = Zf
+                pool.qlast[slots] = Q[:, -1, :]
+                pool.sums[slots[:, None], idx % pool.ring] = Q
             for st in part:
                 st.p_base = st.index - length
                 exact = st.index - st.seg_start <= st.history_n

@@ -127,18 +127,26 @@ class Client:
             raise err
         return body
 
-    def classify(self, trials: np.ndarray, sfreq: float | None = None) -> Prediction:
-        """Classify raw trials (n, n_channels, n_times) sent as JSON (small batches)."""
+    def classify(self, trials: np.ndarray, sfreq: float | None = None,
+                 units: str | None = None) -> Prediction:
+        """Classify raw trials (n, n_channels, n_times) sent as JSON (small batches).
+
+        ``units`` declares the samples' unit (``"uV"``, ``"V"`` ...); undeclared samples must be
+        plausible as volts.
+        """
         payload: dict[str, Any] = {"trials": np.asarray(trials, dtype=np.float64).tolist()}
         if sfreq is not None:
             payload["sfreq"] = float(sfreq)
+        if units is not None:
+            payload["units"] = str(units)
         return _prediction(self._request("POST", "/classify", json=payload))
 
-    def classify_npy(self, trials: np.ndarray) -> Prediction:
+    def classify_npy(self, trials: np.ndarray, units: str | None = None) -> Prediction:
         """Classify raw trials uploaded as one ``.npy`` file (large batches; float32 halves the bytes)."""
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(trials), allow_pickle=False)
         return _prediction(self._request("POST", "/raw/classify_npy", content=buf.getvalue(),
+                                         params={"units": units} if units else None,
                                          headers={"content-type": "application/octet-stream"}))
 
     def classify_file(self, path: str | Path, labels: str | Path | None = None) -> FilePrediction:
@@ -156,7 +164,7 @@ class Client:
                               n_cues=int(body.get("n_cues", 0)), excluded=body.get("excluded") or {})
 
     def classify_features(self, features: np.ndarray, version: str) -> Prediction:
-        """Classify CSP feature vectors computed with model ``version``.
+        """Classify feature vectors (n, n_features) computed with model ``version``.
 
         Raises
         ------

@@ -24,7 +24,11 @@ class ServingConfig(BaseSettings):
         When set, every request except /livez, /readyz and /metrics needs
         ``Authorization: Bearer <token>``.
     max_body_mb : float
-        Largest accepted request body; larger ones get 413.
+        Largest accepted request body (.npy and file uploads); larger ones get 413.
+    max_json_mb : float
+        Largest JSON body (/classify, /classify_features). Parsing JSON numbers costs ~30-60
+        bytes of memory per byte of text at worst, so this stays small; large batches go as
+        .npy to /raw/classify_npy (binary, parsed in place).
     serve_workers : int
         BentoML worker processes (each holds its own copy of the model).
     access_log : bool
@@ -40,6 +44,7 @@ class ServingConfig(BaseSettings):
     poll_s: float = Field(default=10.0, ge=0)
     api_token: str | None = None
     max_body_mb: float = Field(default=256.0, gt=0)
+    max_json_mb: float = Field(default=16.0, gt=0)
     serve_workers: int = Field(default=1, ge=1)
     access_log: bool = False
 
@@ -59,3 +64,8 @@ class ServingConfig(BaseSettings):
     def max_body_bytes(self) -> int:
         """``max_body_mb`` in bytes."""
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_json_bytes(self) -> int:
+        """``max_json_mb`` in bytes (never more than the body limit)."""
+        return min(int(self.max_json_mb * 1024 * 1024), self.max_body_bytes)

@@ -9,18 +9,69 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
-__all__ = ["Guard", "Runtime", "ServiceMetrics", "check_form"]
+import anyio
+
+__all__ = ["ClientErrorLogFilter", "Guard", "Runtime", "ServiceMetrics", "check_form", "parse_form"]
+
+log = logging.getLogger("bcistream.serving")
 
 #: Paths that never need the token: probes and the Prometheus scrape.
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
 #: Endpoints whose latency is recorded per endpoint.
 TIMED_PATHS = frozenset({"/classify", "/classify_npy", "/raw/classify_npy", "/classify_file",
                          "/classify_features", "/model"})
+#: Longest error text sent or logged: an error is one line, never a dump of the input.
+MAX_ERROR_CHARS = 400
+
+
+
+def _decoder_fields(pipe: Any) -> dict[str, Any]:
+    """What the engine and clients need of the held model's decoder: name, n_features, classes
+    (profile order)."""
+    from bcistream.serving.compute import decoder_of
+
+    dec = decoder_of(pipe)
+    return {"decoder": dec.name, "n_features": int(dec.n_features),
+            "classes": [str(c) for c in dec.classes]}
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``text`` as one line of at most ``limit`` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+class ClientErrorLogFilter(logging.Filter):
+    """Turns BentoML's ERROR-with-traceback log of a client error (4xx) into one WARNING line.
+
+    BentoML logs every refused request (a pydantic validation error, a 4xx ``BentoMLException``)
+    with ``logger.error(..., exc_info=True)``: a full traceback for a caller's typo. Install on
+    the ``bentoml._internal.server.http_app`` logger.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        status = None
+        if type(exc).__name__ == "ValidationError":
+            status = 400
+        else:
+            code = getattr(getattr(exc, "error_code", None), "value", None)
+            status = code if isinstance(code, int) else None
+        if status is None or status >= 500:
+            return True
+        record.msg = "%s -> %d: %s"
+        record.args = (record.getMessage(), status, one_line(str(exc), 200))
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 class ServiceMetrics:
@@ -57,7 +108,9 @@ class Runtime:
 
 
 async def _send_json(send, status: int, payload: dict[str, Any], headers: list | None = None) -> None:
-    body = json.dumps(payload).encode()
+    if status >= 400 and isinstance(payload.get("error"), str):
+        payload = {**payload, "error": one_line(payload["error"])}
+    body = json.dumps(payload, allow_nan=False).encode()
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": hdrs + (headers or [])})
     await send({"type": "http.response.body", "body": body})
@@ -67,40 +120,73 @@ class _TooLarge(Exception):
     pass
 
 
+def _error_text(body: bytes) -> str:
+    """The error of an app's 4xx body (BentoML sends objects, lists of objects or text)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace") or "refused"
+    if isinstance(value, list) and value:
+        value = value[0]
+    if isinstance(value, dict) and "error" in value:
+        return str(value["error"])
+    return str(value)
+
+
 _BOUNDARY = re.compile(rb'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'[\s;]name="([^"]*)"', re.IGNORECASE)
 _FILENAME = re.compile(rb'[\s;]filename\*?=', re.IGNORECASE)
 
 
-def check_form(body: bytes, content_type: bytes, file_fields: frozenset[str]) -> str | None:
-    """Why a multipart body is refused, or None.
+_HEADER_LINE = re.compile(rb"^[!#-'*+.0-9A-Z^-z|~-]+:")
 
-    Refused: a part that is not one of ``file_fields``, or one without a file name.
+
+def parse_form(body: bytes, content_type: bytes,
+               file_fields: frozenset[str]) -> tuple[str | None, dict[str, tuple[str, memoryview]]]:
+    """Check a multipart body and split it: ``(problem or None, {field: (file name, bytes)})``.
+
+    Refused: a part that is not one of ``file_fields``, one without a file name, a part header
+    line that is not ``Name: value`` (e.g. a line break inside a file name), a malformed body.
     """
     m = _BOUNDARY.search(content_type)
     if m is None:
-        return "multipart/form-data without a boundary"
+        return "multipart/form-data without a boundary", {}
     delim = b"--" + m.group(1)
     pos = body.find(delim)
-    n_parts = 0
+    parts: dict[str, tuple[str, memoryview]] = {}
+    whole = memoryview(body)  # parts are views: an upload is never copied
     while pos >= 0:
         pos += len(delim)
         if body[pos:pos + 2] == b"--":
             break
         head_end = body.find(b"\r\n\r\n", pos)
         if head_end < 0:
-            return "malformed multipart body"
+            return "malformed multipart body", {}
         head = body[pos:head_end]
+        lines = [ln for ln in head.split(b"\r\n") if ln]
+        if any(not _HEADER_LINE.match(ln) for ln in lines):
+            return "malformed part header (a line break inside a file name?)", {}
         name = _NAME.search(head)
         field = name.group(1).decode("utf-8", "replace") if name else ""
         if field not in file_fields:
-            return f"unknown form field {field!r}; expected file upload(s) {', '.join(sorted(file_fields))}"
+            return (f"unknown form field {field[:40]!r}; expected file upload(s) "
+                    f"{', '.join(sorted(file_fields))}"), {}
         if not _FILENAME.search(head):
-            return f"form field {field!r} must be a file upload (with a file name), not a text value"
-        n_parts += 1
+            return f"form field {field!r} must be a file upload (with a file name), not a text value", {}
         nxt = body.find(b"\r\n" + delim, head_end)
-        pos = -1 if nxt < 0 else nxt + 2
-    return None if n_parts else f"no file uploaded; expected {', '.join(sorted(file_fields))}"
+        if nxt < 0:
+            return "malformed multipart body (no closing boundary)", {}
+        fname = re.search(rb'filename="([^"]*)"', head)
+        parts[field] = (fname.group(1).decode("utf-8", "replace") if fname else "", whole[head_end + 4:nxt])
+        pos = nxt + 2
+    if not parts:
+        return f"no file uploaded; expected {', '.join(sorted(file_fields))}", {}
+    return None, parts
+
+
+def check_form(body: bytes, content_type: bytes, file_fields: frozenset[str]) -> str | None:
+    """Why a multipart body is refused, or None (see `parse_form`)."""
+    return parse_form(body, content_type, file_fields)[0]
 
 
 class Guard:
@@ -123,17 +209,31 @@ class Guard:
         BentoML treats a plain-text value of a file field as a URL and downloads it (a 500 for a
         non-URL, a server-side fetch for a URL), and fails with a 500 on a non-UTF-8 value of any
         other field, so such forms get 400 here.
+    routes : dict, optional
+        POST path -> `bcistream.serving.routes.Route` answered here (in a worker thread), not by
+        BentoML; each has its own media type and body limit.
+    openapi : callable, optional
+        ``openapi() -> dict``, served at ``GET /docs.json`` in place of BentoML's document.
+
+    Every 4xx answer (the guard's, the routes', BentoML's) is ``{"error": "<one line>"}`` and is
+    logged once at WARNING, without a traceback.
     """
 
     def __init__(self, app, runtime: Runtime, token: str | None = None, max_body: int = 256 << 20,
                  media_types: dict[str, str] | None = None,
-                 file_fields: dict[str, frozenset[str] | set[str]] | None = None) -> None:
+                 file_fields: dict[str, frozenset[str] | set[str]] | None = None,
+                 routes: dict[str, Any] | None = None, openapi: Any = None) -> None:
         self.app = app
         self.runtime = runtime
         self.token = token.encode() if token else None
         self.max_body = int(max_body)
         self.media_types = dict(media_types or {})
         self.file_fields = {k: frozenset(v) for k, v in (file_fields or {}).items()}
+        self.routes = dict(routes or {})
+        for path, route in self.routes.items():
+            self.media_types.setdefault(path, route.media_type)
+        self.openapi = openapi
+        self._openapi_body: bytes | None = None
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         if self.token is None:
@@ -149,9 +249,17 @@ class Guard:
         method = scope.get("method", "GET")
         headers = dict(scope.get("headers") or [])
         if path not in OPEN_PATHS and not self._authorized(headers):
-            await _send_json(send, 401,
-                             {"error": "missing or wrong bearer token (Authorization: Bearer <token>)"},
-                             [(b"www-authenticate", b"Bearer")])
+            await self._refuse(send, method, path, 401,
+                               "missing or wrong bearer token (Authorization: Bearer <token>)",
+                               [(b"www-authenticate", b"Bearer")])
+            return
+        if method == "GET" and path == "/docs.json" and self.openapi is not None:
+            if self._openapi_body is None:
+                self._openapi_body = json.dumps(self.openapi()).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(self._openapi_body)).encode())]})
+            await send({"type": "http.response.body", "body": self._openapi_body})
             return
         if method == "GET" and path == "/readyz":
             await self._readyz(send)
@@ -163,19 +271,24 @@ class Guard:
         if expected is not None:
             given = headers.get(b"content-type", b"application/json").split(b";")[0].strip().decode("latin-1")
             if given.lower() != expected:
-                await _send_json(send, 415, {"error": f"{path} takes {expected}, got Content-Type {given!r}"})
+                await self._refuse(send, method, path, 415,
+                                   f"{path} takes {expected}, got Content-Type {given!r}")
                 return
+        route = self.routes.get(path) if method == "POST" else None
+        limit = route.max_body if route is not None else self.max_body
         length = headers.get(b"content-length")
         if length is not None:
             try:
-                too_big = int(length) > self.max_body
+                too_big = int(length) > limit
             except ValueError:
-                await _send_json(send, 400, {"error": "Content-Length is not a number"})
+                await self._refuse(send, method, path, 400, "Content-Length is not a number")
                 return
             if too_big:
-                await _send_json(send, 413, {"error": f"request body of {int(length)} bytes exceeds the "
-                                             f"limit of {self.max_body} bytes"})
+                await self._refuse(send, method, path, 413, self._too_large(path, limit, int(length)))
                 return
+        if route is not None:
+            await self._answer(scope, receive, send, path, route, headers)
+            return
         if method == "POST" and path in self.file_fields:
             await self._forward_form(scope, receive, send, path, headers)
             return
@@ -183,24 +296,14 @@ class Guard:
 
     async def _forward_form(self, scope, receive, send, path: str, headers: dict[bytes, bytes]) -> None:
         """Read the whole (size-limited) form, check its parts, then hand the same bytes to the app."""
-        chunks, seen = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # client went away
-            chunk = message.get("body", b"")
-            seen += len(chunk)
-            if seen > self.max_body:
-                await _send_json(send, 413,
-                                 {"error": f"request body exceeds the limit of {self.max_body} bytes"})
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        raw = await self._read_body(receive, send, path, self.max_body)
+        if raw is None:
+            return
+        body = bytes(raw)
+        del raw
         problem = check_form(body, headers.get(b"content-type", b""), self.file_fields[path])
         if problem is not None:
-            await _send_json(send, 400, {"error": f"{path}: {problem}"})
+            await self._refuse(send, "POST", path, 400, f"{path}: {problem}")
             return
         replayed = False
 
@@ -212,6 +315,56 @@ class Guard:
             return await receive()
 
         await self._forward(scope, replay, send, path)
+
+    @staticmethod
+    def _too_large(path: str, limit: int, length: int | None = None) -> str:
+        size = "" if length is None else f" of {length} bytes"
+        hint = ("; send large batches as a .npy body to /raw/classify_npy" if path in
+                ("/classify", "/classify_features") else "")
+        return f"request body{size} exceeds the limit of {limit} bytes for {path}{hint}"
+
+    async def _refuse(self, send, method: str, path: str, status: int, error: str,
+                      headers: list | None = None, extra: dict[str, Any] | None = None) -> None:
+        error = one_line(error)
+        log.warning("%s %s -> %d: %s", method, path, status, error)
+        await _send_json(send, status, {"error": error, **(extra or {})}, headers)
+
+    async def _read_body(self, receive, send, path: str, limit: int) -> bytearray | None:
+        """The whole body (at most ``limit`` bytes; else a 413 is sent and None returned).
+
+        Returned as the buffer it was read into (no final copy): one body in memory per request.
+        """
+        buf = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None  # client went away
+            buf += message.get("body", b"")
+            if len(buf) > limit:
+                await self._refuse(send, "POST", path, 413, self._too_large(path, limit))
+                return None
+            if not message.get("more_body", False):
+                return buf
+
+    async def _answer(self, scope, receive, send, path: str, route: Any, headers: dict[bytes, bytes]) -> None:
+        """Answer a route of ours: read the capped body, run the handler in a thread, send JSON."""
+        t0 = time.perf_counter()
+        body = await self._read_body(receive, send, path, route.max_body)
+        status = 413
+        if body is not None:
+            params = {k.lower(): v for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1"))}
+            if b"x-units" in headers:
+                params.setdefault("x-units", headers[b"x-units"].decode("latin-1"))
+            params["content-type"] = headers.get(b"content-type", b"").decode("latin-1")
+            status, payload = await anyio.to_thread.run_sync(route, self.runtime, body, params)
+            del body
+            if status >= 400:
+                await self._refuse(send, "POST", path, status, payload.pop("error", "refused"), extra=payload)
+            else:
+                await _send_json(send, status, payload)
+        metrics = self.runtime.metrics
+        if metrics is not None and path in TIMED_PATHS:
+            metrics.latency.labels(endpoint=path, status=str(status)).observe(time.perf_counter() - t0)
 
     async def _forward(self, scope, receive, send, path: str) -> None:
         seen = 0
@@ -230,6 +383,8 @@ class Guard:
                     raise _TooLarge
             return message
 
+        error_body = bytearray()
+
         async def guarded_send(message):
             nonlocal started
             if over:
@@ -237,6 +392,15 @@ class Guard:
             if message["type"] == "http.response.start":
                 started = True
                 status_box[0] = int(message["status"])
+                if 400 <= status_box[0] < 500:
+                    return  # re-sent below as one short line
+            elif 400 <= status_box[0] < 500 and message["type"] == "http.response.body":
+                if len(error_body) < 65536:
+                    error_body.extend(message.get("body", b"")[:65536])
+                if not message.get("more_body", False):
+                    await self._refuse(send, scope.get("method", "POST"), path, status_box[0],
+                                       _error_text(bytes(error_body)))
+                return
             await send(message)
 
         try:
@@ -245,7 +409,8 @@ class Guard:
             pass
         if over and not started:
             status_box[0] = 413
-            await _send_json(send, 413, {"error": f"request body exceeds the limit of {self.max_body} bytes"})
+            await self._refuse(send, scope.get("method", "POST"), path, 413,
+                               self._too_large(path, self.max_body))
         metrics = self.runtime.metrics
         if metrics is not None and path in TIMED_PATHS:
             metrics.latency.labels(endpoint=path, status=str(status_box[0])).observe(time.perf_counter() - t0)
@@ -277,14 +442,15 @@ class Guard:
         payload = {
             "name": getattr(model, "name", None),
             "version": str(model.version),
-            "alias": getattr(model, "alias", None) or holder.uri.alias,
+            "alias": holder.uri.alias,  # the alias this service follows (None: a fixed version)
+            "version_aliases": sorted(getattr(model, "aliases", None) or
+                                      ([model.alias] if getattr(model, "alias", None) else [])),
             "run_id": getattr(model, "run_id", None),
             "model_uri": holder.model_uri,
             "held_versions": holder.versions,
             "profile": prof.to_dict(),
             "metrics": dict(getattr(model, "metrics", None) or {}),
-            "n_features": int(model.pipeline.named_steps["csp"].n_components),
-            "classes": [str(c) for c in model.pipeline.named_steps["clf"].classes_],
+            **_decoder_fields(model.pipeline),
         }
         await _send_json(send, 200, payload)
         if self.runtime.metrics is not None:

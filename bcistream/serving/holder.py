@@ -104,6 +104,8 @@ class ModelHolder:
         self.last_error: str | None = None
         self.last_check: float | None = None
         self.swaps = 0
+        #: Called (no arguments) after each swap, e.g. to count it in a metric.
+        self.on_swap: Callable[[], None] | None = None
 
     # -- reading -------------------------------------------------------------------------
     @property
@@ -181,6 +183,8 @@ class ModelHolder:
             self._current = loaded  # one reference assignment: requests see old or new, never half
             if previous is not None:
                 self.swaps += 1
+        if previous is not None and self.on_swap is not None:
+            self.on_swap()
         log.info("serving model %s version %s", self.uri.name, version)
 
     def start(self) -> None:

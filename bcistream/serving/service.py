@@ -8,7 +8,6 @@ current version, polled and swapped in by a `ModelHolder`. Errors a caller can c
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
@@ -16,27 +15,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import anyio
 import bentoml
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from bcistream.pipeline import pipeline_profile
+from bcistream import __version__
 from bcistream.serving.compute import (
     RequestError,
-    check_features,
-    check_trials,
-    classify_features,
     classify_recording,
-    classify_trials,
-    read_npy,
     recording_suffix,
 )
 from bcistream.serving.config import ServingConfig
-from bcistream.serving.guard import Guard, Runtime, ServiceMetrics
+from bcistream.serving.guard import ClientErrorLogFilter, Guard, Runtime, ServiceMetrics
 from bcistream.serving.holder import ModelHolder
+from bcistream.serving.routes import Route, classify_form_npy, classify_json, classify_raw_npy, features_json
+from bcistream.serving.schemas import openapi
+from bcistream.serving.upstream import install as install_timer_fix
 
 __all__ = ["BcistreamService"]
 
@@ -70,15 +63,7 @@ class BcistreamService:
                                   poll_interval=CONFIG.poll_s)
         RUNTIME.metrics = self.metrics
         RUNTIME.holder = self.holder
-        swaps_before = 0
-
-        def count_swaps() -> None:
-            nonlocal swaps_before
-            if self.holder.swaps > swaps_before:
-                self.metrics.swaps.inc(self.holder.swaps - swaps_before)
-                swaps_before = self.holder.swaps
-
-        self._count_swaps = count_swaps
+        self.holder.on_swap = self.metrics.swaps.inc
         self.holder.start()
 
     def __is_ready__(self) -> bool:
@@ -89,46 +74,9 @@ class BcistreamService:
         self.holder.stop()
 
     # -- raw trials ------------------------------------------------------------------------
-    def _classify_array(self, trials: Any, sfreq: float | None,
-                        endpoint: str) -> dict[str, Any] | JSONResponse:
-        model = self.holder.current
-        if model is None:
-            return _no_model()
-        self._count_swaps()
-        try:
-            X = check_trials(trials, pipeline_profile(model.pipeline), sfreq)
-        except RequestError as exc:
-            return _error(exc)
-        self.metrics.trials.labels(endpoint=endpoint).observe(len(X))
-        out = classify_trials(model.pipeline, X)
-        out["version"] = str(model.version)
-        return out
-
-    @bentoml.api
-    def classify(self, trials: list[list[list[float]]], sfreq: float | None = None) -> dict[str, Any]:
-        """Classify raw trials (n_trials x n_channels x n_times, volts, profile channel order).
-
-        ``n_times`` >= the model's window; leading extra samples are pre-roll for the causal
-        filter. Returns labels, per-class probabilities, the model version and the pre-roll flag.
-        """
-        return self._classify_array(trials, sfreq, "/classify")
-
-    @bentoml.api
-    def classify_npy(self, trials: Path) -> dict[str, Any]:
-        """Like /classify, with the trials uploaded as one ``.npy`` file (multipart field ``trials``).
-
-        The file is read with the .npy reader only; pickled (object) arrays are refused. (No
-        ``sfreq`` field: BentoML fails with a 500 on a non-UTF-8 value in a form's text field.)
-        ``POST /raw/classify_npy`` takes the same file as the raw body, without multipart parsing
-        and temp files (faster for big batches).
-        """
-        try:
-            with open(trials, "rb") as f:
-                arr = read_npy(f)
-        except RequestError as exc:
-            return _error(exc)
-        return self._classify_array(arr, None, "/classify_npy")
-
+    # POST /classify, /classify_features (JSON), /classify_npy and /raw/classify_npy are answered
+    # by `bcistream.serving.routes` in front of BentoML (bare arrays, one parse of a capped body,
+    # .npy sizes checked before allocating, one-line errors).
     # -- whole recordings ------------------------------------------------------------------
     @bentoml.api
     def classify_file(self, file: Path, labels: list[Path] = []) -> dict[str, Any]:  # noqa: B006
@@ -141,7 +89,6 @@ class BcistreamService:
         model = self.holder.current
         if model is None:
             return _no_model()
-        self._count_swaps()
         try:
             suffix = recording_suffix(Path(file).name)
         except RequestError as exc:
@@ -165,67 +112,21 @@ class BcistreamService:
         out["version"] = str(model.version)
         return out
 
-    # -- the live engines' seam --------------------------------------------------------------
-    @bentoml.api
-    async def classify_features(self, features: list[list[float]], version: str) -> dict[str, Any]:
-        """Classify CSP feature vectors (n x n_components) computed with model ``version``.
 
-        Answers 409 when the service does not hold that version (it keeps the previous one
-        across a swap), naming the version it serves now in ``current_version``.
-        """
-        model = self.holder.get(version)
-        if model is None:
-            cur = self.holder.current
-            if cur is None:
-                return _no_model()
-            self.metrics.refused.inc()
-            return JSONResponse({"error": f"model version {version!r} is not held (held: "
-                                 f"{', '.join(self.holder.versions)}); features must be recomputed "
-                                 f"with version {cur.version}",
-                                 "requested_version": str(version), "current_version": str(cur.version)},
-                                status_code=409)
-        self._count_swaps()
-        try:
-            F = check_features(features, int(model.pipeline.named_steps["csp"].n_components))
-        except RequestError as exc:
-            return _error(exc)
-        self.metrics.trials.labels(endpoint="/classify_features").observe(len(F))
-        out = classify_features(model.pipeline, F)
-        out["version"] = str(model.version)
-        return out
-
-
-def _raw_app() -> Starlette:
-    """``POST /raw/classify_npy``: a .npy file as the request body (``application/octet-stream``)."""
-
-    async def classify_npy(request: Request) -> JSONResponse:
-        holder = RUNTIME.holder
-        model = None if holder is None else holder.current
-        if model is None:
-            return _no_model()
-        body = await request.body()
-
-        def work() -> dict[str, Any]:
-            X = check_trials(read_npy(io.BytesIO(body)), pipeline_profile(model.pipeline))
-            RUNTIME.metrics.trials.labels(endpoint="/raw/classify_npy").observe(len(X))
-            out = classify_trials(model.pipeline, X)
-            out["version"] = str(model.version)
-            return out
-
-        try:
-            return JSONResponse(await anyio.to_thread.run_sync(work))
-        except RequestError as exc:
-            return _error(exc)
-
-    return Starlette(routes=[Route("/classify_npy", classify_npy, methods=["POST"])])
-
-
-BcistreamService.mount_asgi_app(_raw_app(), path="/raw")
+_TOKEN = CONFIG.api_token or os.environ.get("BCISTREAM_API_TOKEN") or None
 BcistreamService.add_asgi_middleware(
-    Guard, runtime=RUNTIME, token=CONFIG.api_token or os.environ.get("BCISTREAM_API_TOKEN") or None,
-    max_body=CONFIG.max_body_bytes,
-    media_types={"/classify": "application/json", "/classify_features": "application/json",
-                 "/classify_npy": "multipart/form-data", "/classify_file": "multipart/form-data",
-                 "/raw/classify_npy": "application/octet-stream"},
-    file_fields={"/classify_npy": {"trials"}, "/classify_file": {"file", "labels"}},
+    Guard, runtime=RUNTIME, token=_TOKEN, max_body=CONFIG.max_body_bytes,
+    media_types={"/classify_file": "multipart/form-data"},
+    file_fields={"/classify_file": {"file", "labels"}},
+    routes={
+        "/classify": Route(classify_json, "application/json", CONFIG.max_json_bytes),
+        "/classify_features": Route(features_json, "application/json", CONFIG.max_json_bytes),
+        "/raw/classify_npy": Route(classify_raw_npy, "application/octet-stream", CONFIG.max_body_bytes),
+        "/classify_npy": Route(classify_form_npy, "multipart/form-data", CONFIG.max_body_bytes),
+    },
+    openapi=lambda: openapi(__version__, auth=_TOKEN is not None),
 )
+# BentoML 1.4 keeps every request's context alive until its timeout timer fires (+5 kB/request).
+install_timer_fix()
+# BentoML logs a refused request at ERROR with a traceback; one WARNING line says enough.
+logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,8 +10,9 @@ from bcistream.data.contract import volts_per_unit
 from bcistream.data.profiles import Profile
 from bcistream.errors import BcistreamError
 from bcistream.realtime.protocols import Sink, Source
+from bcistream.streamer.lsl_sink import OutletMeta
 
-__all__ = ["TransportOptions", "open_sink", "open_source", "split_spec"]
+__all__ = ["SINK_KINDS", "OutletMeta", "TransportOptions", "open_sink", "open_source", "split_spec"]
 
 
 @dataclass
@@ -81,9 +83,35 @@ def open_source(spec: str, profile: Profile, opts: TransportOptions) -> Source:
                        warmup_messages=opts.warmup_messages, units=profile.units)
 
 
-def open_sink(spec: str, opts: TransportOptions) -> Sink:
-    """``stdout``, ``jsonl:PATH``, ``lsl:NAME`` (marker outlet) or ``kafka:TOPIC``."""
-    kind, value = split_spec(spec, ("stdout", "jsonl", "lsl", "kafka"))
+#: Decision sink kinds of `open_sink` (``--to KIND:VALUE``).
+SINK_KINDS = ("stdout", "jsonl", "lsl", "lsl-proba", "lsl-labels", "kafka")
+
+
+def open_sink(spec: str, opts: TransportOptions, meta: OutletMeta | None = None,
+              streams: Sequence[str] = ()) -> Sink:
+    """Open a decision sink.
+
+    Parameters
+    ----------
+    spec : str
+        ``stdout``, ``jsonl:PATH``, ``lsl:NAME`` (JSON marker outlet), ``lsl-proba:NAME`` (numeric
+        outlet per stream: one float32 channel per class), ``lsl-labels:NAME`` (cue-only label
+        outlet per stream) or ``kafka:TOPIC``.
+    opts : TransportOptions
+    meta : OutletMeta, optional
+        Model, version, profile and classes for LSL outlets' ``desc`` (required for
+        ``lsl-proba`` and ``lsl-labels``).
+    streams : sequence of str
+        Source streams known up front (their per-stream outlets exist from the start).
+    """
+    kind, value = split_spec(spec, SINK_KINDS)
+    if kind in ("lsl-proba", "lsl-labels"):
+        from bcistream.streamer.lsl_sink import LslLabelSink, LslProbabilitySink
+
+        if meta is None:
+            raise BcistreamError(f"'{spec}': a probability or label outlet needs the model's classes")
+        cls = LslProbabilitySink if kind == "lsl-proba" else LslLabelSink
+        return cls(value, meta, streams=streams)
     if kind == "stdout":
         from bcistream.streamer.sinks import StdoutSink
 
@@ -95,7 +123,7 @@ def open_sink(spec: str, opts: TransportOptions) -> Sink:
     if kind == "lsl":
         from bcistream.streamer.lsl_sink import LslDecisionSink
 
-        return LslDecisionSink(value)
+        return LslDecisionSink(value, meta=meta)
     from bcistream.streamer.kafka_sink import KafkaDecisionSink
 
     return KafkaDecisionSink(opts.bootstrap, value, opts.kafka_config)

@@ -17,13 +17,13 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 
 from bcistream.data.recording import Recording
+from bcistream.decoders import build_pipeline
 from bcistream.pipeline import (
     Epochs,
     check_trials_per_class,
     decode_filtered,
     epochs_from_recording,
     fit_filtered,
-    make_pipeline,
     min_trials_per_class,
     pipeline_profile,
 )
@@ -85,7 +85,7 @@ def cross_validate(pipe: Pipeline, epochs: Epochs, folds: int = 5, seed: int = 0
     while k > 2 and smallest - -(-smallest // k) < need:
         k -= 1
     tail = clone(pipe)
-    tail.named_steps["filter"].fit()
+    tail[0].fit()  # the causal filter: designed, learns nothing
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     return cross_val_score(tail[1:], epochs.X, y, cv=cv)
 
@@ -118,13 +118,13 @@ def evaluate_subject(
     train, evaluation : Recording
         Training and (optional) evaluation sessions, read with the same profile.
     params : dict, optional
-        Keyword arguments of `make_pipeline`.
+        ``decoder`` and its parameters (`bcistream.decoders.build_pipeline`).
     folds : int
         CV folds on T.
     subject : str
         Name used in the result.
     """
-    pipe = make_pipeline(train.profile, **(params or {}))
+    pipe = build_pipeline(train.profile, params)
     tr = epochs_from_recording(pipe, train)
     cv = cross_validate(pipe, tr, folds=folds)
     fit_filtered(pipe, tr)

@@ -4,6 +4,10 @@ validated — alone and in combination, against the profile — before any run, 
 Each `Param` says its default, what values it accepts and a short help; `COMBINATION_CHECKS` hold
 rules over several parameters. Decoders register their own parameters with `register_param` and
 their own rules with `register_check`; `validate_params` applies them all and raises one line.
+
+A parameter set is ``decoder`` (a name of `bcistream.decoders.DECODERS`, default ``csp-svm``) plus
+that decoder's own parameters: a key another decoder takes but the chosen one does not is refused,
+naming the decoder and its parameters.
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bcistream.data.profiles import Profile
-from bcistream.errors import BcistreamError
-from bcistream.pipeline import DEFAULT_PARAMS
+from bcistream.decoders import DECODERS, DEFAULT_DECODER, decoder_spec
+from bcistream.errors import BcistreamError, ProfileError
 from bcistream.pipeline.factory import default_n_components
 
-__all__ = ["COMBINATION_CHECKS", "PARAMS", "Param", "default_n_components", "parse_overrides",
-           "pipeline_params", "register_check", "register_param", "resolve_params", "validate_params"]
+__all__ = ["COMBINATION_CHECKS", "PARAMS", "Param", "decoder_params_tag", "default_n_components",
+           "parse_overrides", "pipeline_params", "register_check", "register_param", "resolve_params",
+           "validate_params"]
 
 #: A check returns ``None`` when the value is fine, else the reason (one short clause).
 Check = Callable[[Any, Profile | None], str | None]
@@ -119,6 +124,13 @@ for _p in (
     Param("l_freq", None, "low band edge in Hz (default: the profile's band)", _band_edge),
     Param("h_freq", None, "high band edge in Hz (default: the profile's band)", _band_edge),
     Param("order", 4, "Butterworth order, 1..10", _number(1, 10, integer=True)),
+    # The decoder and the parameters only some decoders take (docs/decoders.md).
+    Param("decoder", DEFAULT_DECODER, f"the decoder: {', '.join(DECODERS)}", _choice(*DECODERS)),
+    Param("estimator", "oas", "covariance estimator of ts-lr, ts-svm, mdm: oas, lwf, scm or cov",
+          _choice("oas", "lwf", "scm", "cov")),
+    Param("select_k", "all", "fbcsp: features kept by mutual information, 'all' or a number >= 1",
+          lambda v, p: None if v == "all" else _number(1, None, integer=True)(v, p)),
+    Param("clf", "svm", "fbcsp's classifier: svm or lda", _choice("svm", "lda")),
 ):
     register_param(_p)
 
@@ -196,17 +208,43 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 def pipeline_params(
     base: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Defaults, then ``base`` (e.g. a study's best trial), then ``overrides``: the full parameter set.
+    """The full parameter set: ``decoder`` and its defaults, then ``base`` (e.g. a study's best
+    trial), then ``overrides``.
 
-    Profile-dependent defaults stay ``None`` here; `resolve_params` fills them.
+    The decoder is the overrides', else the base's, else ``csp-svm``. Base values are kept only
+    when the base is for the same decoder. Profile-dependent defaults stay ``None`` here;
+    `resolve_params` fills them.
+
+    Raises
+    ------
+    BcistreamError
+        An unknown parameter, an unknown decoder, or a parameter the decoder does not take.
     """
-    params = {**dict(DEFAULT_PARAMS), **{k: p.default for k, p in PARAMS.items() if k not in DEFAULT_PARAMS}}
-    for source in (base or {}, overrides or {}):
+    base, overrides = dict(base or {}), dict(overrides or {})
+    for source in (base, overrides):
         unknown = set(source) - set(PARAMS)
         if unknown:
             raise BcistreamError(f"unknown pipeline parameters {sorted(unknown)}")
-        params.update(source)
+    name = str(overrides.get("decoder") or base.get("decoder") or DEFAULT_DECODER)
+    try:
+        spec = decoder_spec(name)
+    except ProfileError as exc:
+        raise BcistreamError(str(exc)) from None
+    params: dict[str, Any] = {"decoder": name, **spec.defaults}
+    if str(base.get("decoder") or DEFAULT_DECODER) == name:
+        params.update({k: v for k, v in base.items() if k in params})
+    foreign = set(overrides) - set(params)
+    if foreign:
+        raise BcistreamError(f"decoder '{name}' takes no parameter {', '.join(sorted(foreign))} "
+                             f"(its parameters: {', '.join(spec.defaults)})")
+    params.update(overrides)
+    params["decoder"] = name
     return params
+
+
+def decoder_params_tag(params: dict[str, Any]) -> str:
+    """The decoder's parameters as one short ``key=value`` line (a registry tag, `models` shows it)."""
+    return " ".join(f"{k}={v}" for k, v in params.items() if k != "decoder")
 
 
 def validate_params(params: dict[str, Any], profile: Profile | None = None, where: str = "--set") -> None:
@@ -228,7 +266,7 @@ def validate_params(params: dict[str, Any], profile: Profile | None = None, wher
 def resolve_params(params: dict[str, Any], profile: Profile, where: str = "--set") -> dict[str, Any]:
     """Validate against ``profile`` and fill profile-dependent defaults (``n_components``)."""
     out = dict(params)
-    if out.get("n_components") is None:
+    if "n_components" in out and out["n_components"] is None:  # decoders without CSP have none
         out["n_components"] = default_n_components(profile.n_channels)
     validate_params(out, profile, where)
     return out

@@ -78,7 +78,7 @@ class RecordedTrials:
 
     def epochs(self, pipe: Pipeline) -> Epochs:
         """Filtered windows through the pipeline's own filter step (zero state over the pre-roll)."""
-        filt = pipe.named_steps["filter"]
+        filt = pipe[0]  # every decoder's first step is its causal filter
         if not hasattr(filt, "sos_"):
             filt.fit()
         X = filt.transform(np.asarray(self.X, dtype=np.float64))

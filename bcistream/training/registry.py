@@ -26,7 +26,8 @@ import yaml
 from sklearn.pipeline import Pipeline
 
 from bcistream.data.profiles import Profile
-from bcistream.errors import BcistreamError
+from bcistream.decoders import decoder_name
+from bcistream.errors import BcistreamError, ProfileError
 from bcistream.pipeline import pipeline_profile
 
 __all__ = [
@@ -49,11 +50,18 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Artifact downloads are local copies of a few small files; their progress bars are noise.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-#: Types skops may rebuild beyond its built-in safe set: the project's filter, mne's CSP, and the
+#: Types skops may rebuild beyond its built-in safe set: the project's filters and decoder steps,
+#: mne's CSP, pyriemann's covariance / tangent space / MDM (plain numpy attributes), and the
 #: calibration internals of ``CalibratedClassifierCV``. Nothing else is ever trusted.
 TRUSTED_TYPES: tuple[str, ...] = (
     "bcistream.pipeline.filter.CausalBandpass",
+    "bcistream.pipeline.filterbank.CausalFilterBank",
+    "bcistream.decoders.steps.BandCSP",
+    "bcistream.decoders.steps.MutualInfoSelect",
     "mne.decoding.csp.CSP",
+    "pyriemann.estimation.Covariances",
+    "pyriemann.tangentspace.TangentSpace",
+    "pyriemann.classification.MDM",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
 )
@@ -150,11 +158,17 @@ def log_pipeline(pipe: Pipeline, *, metadata: dict[str, Any] | None = None):
     mlflow.models.model.ModelInfo
     """
     import mlflow.sklearn
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import Schema, TensorSpec
 
     prof = pipeline_profile(pipe)
     example = input_example(prof)
-    signature = infer_signature(example, pipe.predict(example))
+    inferred = infer_signature(example, pipe.predict(example))
+    # Any batch size and any time length >= the window: leading samples are filter pre-roll
+    # (docs/serving.md), so the signature must not pin n_times at the window length.
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float64), (-1, prof.n_channels, -1), name=None)]),
+        outputs=inferred.outputs)
     meta = {"profile": prof.to_dict(), **(metadata or {})}
     return mlflow.sklearn.log_model(
         pipe,
@@ -219,7 +233,9 @@ def register_model(
         except MlflowException as exc:
             if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
                 raise ModelError(f"{tracking_uri}: cannot create model '{name}': {exc.message}") from None
-        all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id}
+        # The decoder is read from the pipeline itself, so every path that registers records it.
+        all_tags = {**{k: str(v) for k, v in (tags or {}).items()}, "run_id": run_id,
+                    "decoder": decoder_name(pipeline)}
         mv = c.create_model_version(name, source=info.model_uri, run_id=run_id, tags=all_tags,
                                     model_id=info.model_id)
         if alias:
@@ -310,8 +326,10 @@ def _load_folder(folder: Path) -> tuple[Pipeline, dict[str, Any]]:
         raise ModelError(f"{path}: refused, the model holds untrusted types ({exc})") from None
     except Exception as exc:  # skops raises many types for damaged files
         raise ModelError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
-    if not isinstance(pipe, Pipeline) or "filter" not in pipe.named_steps:
-        raise ModelError(f"{path}: not a bcistream pipeline (got {type(pipe).__name__})")
+    try:
+        decoder_name(pipe)
+    except ProfileError:
+        raise ModelError(f"{path}: not a bcistream pipeline (got {type(pipe).__name__})") from None
     return pipe, spec
 
 

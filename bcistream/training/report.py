@@ -6,10 +6,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bcistream.pipeline import pipeline_band
+from bcistream.training.scores import scores_from_confusion
+
 if TYPE_CHECKING:
     from bcistream.training.train import TrainedModel
 
 __all__ = ["append_promotion", "write_report"]
+
+
+def _band(models: list[TrainedModel]) -> tuple[float, float] | None:
+    for m in models:
+        if m.result.pipeline is not None:
+            return pipeline_band(m.result.pipeline)
+    return None
 
 
 def _fmt(value: float | None) -> str:
@@ -34,10 +44,22 @@ def write_report(folder: Path, models: list[TrainedModel], params: dict[str, Any
             f"| {m.label} | `{m.name}` v{m.version} | {_fmt(r.accuracy)} | {_fmt(r.kappa)} | "
             f"{r.cv_mean:.3f} ± {r.cv_std:.3f} | {r.n_train}/{r.n_test} | {m.seconds:.1f} |"
         )
+    band = _band(models)
     lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"]
-    lines += [f"| {k} | `{v}` |" for k, v in params.items()]
+    for k, v in params.items():
+        if k in ("l_freq", "h_freq") and v is None and band is not None:
+            # None means "the profile's band": say which band that was.
+            lines.append(f"| {k} | `{band[0 if k == 'l_freq' else 1]:g}` Hz (profile band) |")
+        else:
+            lines.append(f"| {k} | `{v}` |")
     for m in models:
         lines += ["", f"## {m.label}", "", f"- MLflow run `{m.run_id}`, data sha256 `{m.data_digest[:16]}…`"]
+        if m.result.pipeline is not None:
+            low, high = pipeline_band(m.result.pipeline)
+            lines.append(f"- band used: {low:g}–{high:g} Hz (causal Butterworth band-pass)")
+        if m.result.confusion is not None:
+            lines.append(f"- T→E: {scores_from_confusion(m.result.confusion).line()} "
+                         "(chance: balanced; 95 %: binomial bound of a random classifier)")
         lines += [f"- note: {n}" for n in m.notes]
         for key, path in m.figures.items():
             lines += ["", f"![{key}]({path.relative_to(folder).as_posix()})"]

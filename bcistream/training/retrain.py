@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from bcistream.data.recording import Recording
+from bcistream.decoders import build_pipeline
 from bcistream.errors import BcistreamError
-from bcistream.pipeline import Epochs, epochs_from_recording, fit_filtered, make_pipeline
-from bcistream.training.params import pipeline_params
+from bcistream.pipeline import Epochs, epochs_from_recording, fit_filtered
+from bcistream.training.params import decoder_params_tag, pipeline_params
 from bcistream.training.promotion import LabelledTrials, PromotionDecision, PromotionPolicy, promote
 from bcistream.training.recorded import RecordedTrials, load_recorded
 from bcistream.training.registry import model_versions, register_model, tracking
@@ -56,7 +57,7 @@ class RetrainConfig:
     policy : PromotionPolicy
         The gate (its ``min_trials`` is the fewest held-out trials).
     params : dict, optional
-        `make_pipeline` parameters (default `pipeline_params()`).
+        ``decoder`` and its parameters (default `pipeline_params()`).
     experiment : str
     cache_dir : Path, optional
         Download cache of a ``gs://`` store.
@@ -147,7 +148,7 @@ def _seen_until(tracking_uri: str, name: str) -> float | None:
 
 def _fit(base: Sequence[Recording], recorded: RecordedTrials, params: dict[str, Any]):
     prof = recorded.profile
-    pipe = make_pipeline(prof, **params)
+    pipe = build_pipeline(prof, params)
     parts = []
     for rec in base:
         prof.check_compatible(rec.profile)
@@ -224,7 +225,8 @@ def retrain(config: RetrainConfig, base: Sequence[Recording] = (), *,
                 pipe, tracking_uri=config.tracking_uri, name=config.name, run_id=run.info.run_id,
                 alias="challenger",
                 tags={RECORDED_UNTIL: f"{until:.6f}", "retrain.n_recorded_train": len(older),
-                      "retrain.n_heldout": len(heldout), "retrain.n_base": out.n_base},
+                      "retrain.n_heldout": len(heldout), "retrain.n_base": out.n_base,
+                      "decoder.params": decoder_params_tag(params)},
             )
     decision = promote(LabelledTrials(X=heldout.X, y=heldout.y, profile=heldout.profile),
                        tracking_uri=config.tracking_uri, name=config.name, challenger=out.challenger,

@@ -65,19 +65,28 @@ class WandbRun:
     name, project : str
     config : dict
         Run configuration (pipeline parameters, subjects, data digest).
+    verbose : bool, optional
+        Let W&B print to the console (default: only when ``BCISTREAM_WANDB_VERBOSE=1``).
     """
 
-    def __init__(self, mode: str, folder: Path, name: str, project: str, config: dict[str, Any]) -> None:
+    def __init__(self, mode: str, folder: Path, name: str, project: str, config: dict[str, Any],
+                 verbose: bool | None = None) -> None:
         self.run = None
         self.mode = mode
         if mode == "disabled":
             return
+        if verbose is None:
+            verbose = os.environ.get("BCISTREAM_WANDB_VERBOSE", "").lower() in ("1", "true", "yes")
         try:
             import wandb
 
             folder.mkdir(parents=True, exist_ok=True)
+            # W&B prints ~25 lines per run (banner, sync hints, run summary, history sparklines);
+            # training prints its own summary, so W&B stays silent unless asked.
+            quiet = {} if verbose else {"settings": wandb.Settings(silent=True, quiet=True, show_info=False,
+                                                                   show_warnings=False, console="off")}
             self.run = wandb.init(project=project, name=name, dir=str(folder), mode=mode,
-                                  config=config, reinit="create_new")
+                                  config=config, reinit="create_new", **quiet)
         except Exception as exc:  # noqa: BLE001  (tracking must not break training)
             log.warning("W&B run not started (%s: %s)", type(exc).__name__, exc)
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from bcistream.data.recording import Recording
+from bcistream.pipeline import epochs_from_recording
 from bcistream.training.datasets import SubjectData, concat_recordings, fingerprint, fingerprint_digest
 from bcistream.training.evaluation import SubjectResult, evaluate_subject
+from bcistream.training.params import decoder_params_tag
 from bcistream.training.plots import confusion_png, topomap_png
 from bcistream.training.registry import register_model, tracking
 from bcistream.training.report import write_report
@@ -155,6 +157,7 @@ def _log_model_run(model: TrainedModel, parts: list[SubjectData], params: dict[s
         if model.notes:
             mlflow.set_tag("notes", " | ".join(model.notes))
         tags = {"subjects": ",".join(str(s) for s in model.subjects), "data.sha256": model.data_digest,
+                "decoder.params": decoder_params_tag(params),
                 **{f"metric.{k}": f"{v:.4f}" for k, v in metrics.items()}}
         model.version = register_model(
             res.pipeline, tracking_uri=config.tracking_uri, name=model.name, run_id=run.info.run_id,
@@ -253,7 +256,12 @@ def _train_group(label: str, parts: list[SubjectData], fitted: tuple[SubjectResu
                                                    sub / "confusion.png", f"{label}: T→E confusion")
     else:
         model.notes.append("no labelled evaluation session: no T→E score, no confusion matrix")
-    topo, note = topomap_png(result.pipeline, sub / "csp_patterns.png")
+    try:  # the training windows name the class each CSP component separates
+        ep = epochs_from_recording(result.pipeline, parts[0].train)
+        X, y = ep.X, ep.y
+    except Exception:  # noqa: BLE001  (a figure detail must not fail training)
+        X = y = None
+    topo, note = topomap_png(result.pipeline, sub / "csp_patterns.png", X, y)
     if topo is not None:
         model.figures["csp_patterns"] = topo
     else:

@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,27 +19,35 @@ import numpy as np
 
 from bcistream.data.profiles import Profile
 from bcistream.data.recording import Recording
+from bcistream.decoders import DECODERS, build_pipeline, decoder_spec
 from bcistream.errors import BcistreamError
-from bcistream.pipeline import epochs_from_recording, make_pipeline
-from bcistream.training.evaluation import cross_validate
+from bcistream.pipeline import Epochs, epochs_from_recording, fit_filtered
+from bcistream.training.evaluation import cross_validate, score_epochs
 from bcistream.training.params import pipeline_params
 
-__all__ = ["SEARCH_SPACE", "TuneResult", "best_params", "cv_objective", "default_study_name", "profile_key",
-           "suggest_params", "tune_optuna", "tune_wandb", "wandb_sweep_config"]
+__all__ = ["SEARCH_SPACE", "NestedResult", "TuneResult", "best_params", "cv_objective", "default_study_name",
+           "nested_cv", "profile_key", "suggest_params", "tune_optuna", "tune_wandb", "wandb_sweep_config"]
 
 log = logging.getLogger(__name__)
 
-#: The search space (bounds of the band edges follow the issue; CSP components are capped by channels).
-SEARCH_SPACE: dict[str, Any] = {
-    "n_components": (2, 22),
-    "log": (True, False),
-    "reg": ("none", "ledoit_wolf", "oas"),
-    "C": (1e-3, 1e2),
-    "kernel": ("linear", "rbf"),
-    "gamma": (1e-4, 1e1),
-    "l_freq": (4.0, 14.0),
-    "h_freq": (24.0, 40.0),
-}
+def _space(decoders: Sequence[str]) -> dict[str, dict[str, tuple]]:
+    """Per decoder: Optuna parameter name -> (decoder parameter, distribution spec)."""
+    specs = {d: decoder_spec(d).space for d in decoders}
+    out: dict[str, dict[str, tuple]] = {}
+    for d, space in specs.items():
+        out[d] = {}
+        for key, dist in space.items():
+            # A name shared by decoders with the same distribution stays plain (so TPE learns
+            # across decoders); otherwise it is qualified, as Optuna needs one distribution per name.
+            same = all(other.get(key, dist) == dist for other in specs.values())
+            out[d][key if same else f"{d}.{key}"] = (key, dist)
+    return out
+
+
+#: The search space of each decoder: parameter -> ("int", lo, hi) | ("float", lo, hi, log) |
+#: ("cat", choices). Band edges follow the profile's band bounds; CSP components are capped by
+#: the channels.
+SEARCH_SPACE: dict[str, dict[str, tuple]] = {name: dict(spec.space) for name, spec in DECODERS.items()}
 
 
 @dataclass(frozen=True)
@@ -54,50 +62,123 @@ class TuneResult:
     best_params: dict[str, Any]
 
 
-def _to_pipeline(raw: dict[str, Any], n_channels: int) -> dict[str, Any]:
-    """Sampled values -> keyword arguments of `make_pipeline` (full set, defaults filled in)."""
-    reg = raw.get("reg", "none")
-    params = {
-        "n_components": min(int(raw["n_components"]), n_channels),
-        "log": bool(raw["log"]),
-        "reg": None if reg in (None, "none") else reg,
-        "C": float(raw["C"]),
-        "kernel": str(raw["kernel"]),
-        "gamma": float(raw["gamma"]) if raw.get("kernel") == "rbf" and "gamma" in raw else "scale",
-        "l_freq": float(raw["l_freq"]),
-        "h_freq": float(raw["h_freq"]),
-    }
+def _to_pipeline(raw: dict[str, Any], n_channels: int, decoder: str) -> dict[str, Any]:
+    """Sampled values -> the full parameter set of ``decoder`` (defaults filled in)."""
+    params: dict[str, Any] = {"decoder": decoder}
+    for key, value in raw.items():
+        if key in decoder_spec(decoder).defaults:
+            params[key] = value
+    if "n_components" in params and decoder != "fbcsp":
+        params["n_components"] = min(int(params["n_components"]), n_channels)
     return pipeline_params(params)
 
 
-def suggest_params(trial, n_channels: int, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Sample pipeline parameters from an Optuna trial (``fixed`` ones are set, not searched)."""
-    s = SEARCH_SPACE
-    high = min(s["n_components"][1], n_channels)
-    raw: dict[str, Any] = {
-        "n_components": trial.suggest_int("n_components", min(s["n_components"][0], high), high),
-        "log": trial.suggest_categorical("log", list(s["log"])),
-        "reg": trial.suggest_categorical("reg", list(s["reg"])),
-        "C": trial.suggest_float("C", *s["C"], log=True),
-        "kernel": trial.suggest_categorical("kernel", list(s["kernel"])),
-        "l_freq": trial.suggest_float("l_freq", *s["l_freq"]),
-        "h_freq": trial.suggest_float("h_freq", *s["h_freq"]),
-    }
-    if raw["kernel"] == "rbf":
-        raw["gamma"] = trial.suggest_float("gamma", *s["gamma"], log=True)
-    params = _to_pipeline(raw, n_channels)
-    params.update(fixed or {})
+def suggest_params(trial, n_channels: int, decoders: Sequence[str] = ("csp-svm",),
+                   fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Sample a decoder (when several) and its parameters from an Optuna trial.
+
+    ``fixed`` parameters (``--set``) are set, not searched; a fixed ``decoder`` is the only one.
+    """
+    fixed = dict(fixed or {})
+    decoders = [fixed["decoder"]] if "decoder" in fixed else list(decoders)
+    name = decoders[0] if len(decoders) == 1 else trial.suggest_categorical("decoder", decoders)
+    raw: dict[str, Any] = {}
+    for pname, (key, dist) in _space(decoders)[name].items():
+        if key in fixed:
+            continue
+        if dist[0] == "int":
+            hi = min(dist[2], n_channels) if key == "n_components" else dist[2]
+            raw[key] = trial.suggest_int(pname, min(dist[1], hi), hi)
+        elif dist[0] == "float":
+            raw[key] = trial.suggest_float(pname, dist[1], dist[2], log=bool(dist[3]))
+        else:
+            raw[key] = trial.suggest_categorical(pname, list(dist[1]))
+    params = _to_pipeline(raw, n_channels, name)
+    params.update({k: v for k, v in fixed.items() if k in params})
     return params
 
 
-def cv_objective(train: Recording, params: dict[str, Any], folds: int = 5) -> tuple[float, float]:
-    """Mean and std of the CV accuracy on session T for ``params`` (the tuning objective)."""
-    pipe = make_pipeline(train.profile, **params)
-    epochs = epochs_from_recording(pipe, train)
+class _EpochCache:
+    """Epochs of one recording per filter design (trials differing only downstream share them)."""
+
+    def __init__(self, train: Recording) -> None:
+        self.train = train
+        self._cache: dict[str, Epochs] = {}
+
+    def __call__(self, pipe) -> Epochs:
+        key = repr(sorted(pipe[0].get_params().items()))
+        if key not in self._cache:
+            if len(self._cache) > 8:
+                self._cache.clear()
+            self._cache[key] = epochs_from_recording(pipe, self.train)
+        return self._cache[key]
+
+
+def _subset(ep: Epochs, idx: np.ndarray) -> Epochs:
+    return Epochs(X=ep.X[idx], y=ep.y[idx], cue_index=ep.cue_index[idx], window_end=ep.window_end[idx])
+
+
+def cv_objective(train: Recording, params: dict[str, Any], folds: int = 5, *,
+                 subset: np.ndarray | None = None, cache: _EpochCache | None = None) -> tuple[float, float]:
+    """Mean and std of the CV accuracy on session T for ``params`` (the tuning objective).
+
+    ``subset`` restricts the CV to those trials (the inner loop of `nested_cv`).
+    """
+    pipe = build_pipeline(train.profile, params)
+    epochs = (cache or _EpochCache(train))(pipe)
+    if subset is not None:
+        epochs = _subset(epochs, subset)
     if len(epochs.y) < 2 * folds:
         raise BcistreamError(f"{train.source}: {len(epochs.y)} usable trials, too few for {folds}-fold CV")
     scores = cross_validate(pipe, epochs, folds=folds)
     return float(np.mean(scores)), float(np.std(scores))
+
+
+@dataclass(frozen=True)
+class NestedResult:
+    """Outer-fold accuracies of the whole tuning procedure and what each outer fold chose."""
+
+    scores: list[float]
+    chosen: list[dict[str, Any]]
+
+    @property
+    def mean(self) -> float:
+        """Mean outer-fold accuracy: the honest estimate of the tuned model's accuracy."""
+        return float(np.mean(self.scores))
+
+
+def nested_cv(train: Recording, *, n_trials: int, decoders: Sequence[str], folds: int = 5,
+              outer: int = 3, seed: int = 0, fixed: dict[str, Any] | None = None) -> NestedResult:
+    """Nested CV on session T: the search runs inside each outer training part only.
+
+    The best CV of a search is optimistic (the maximum of many noisy estimates); scoring each
+    outer fold with the model its own inner search chose is not. Session E is never used.
+    """
+    import optuna
+    from sklearn.model_selection import StratifiedKFold
+
+    cache = _EpochCache(train)
+    ref = cache(build_pipeline(train.profile, {"decoder": decoders[0]}))
+    y = np.asarray(ref.y, dtype=str)
+    n_ch = train.profile.n_channels
+    scores, chosen = [], []
+    splits = StratifiedKFold(n_splits=outer, shuffle=True, random_state=seed).split(y, y)
+    for k, (tr, te) in enumerate(splits):
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed + k))
+
+        def objective(trial, tr=tr) -> float:
+            params = suggest_params(trial, n_ch, decoders, fixed)
+            trial.set_user_attr("pipeline_params", json.dumps(params))
+            return cv_objective(train, params, folds, subset=tr, cache=cache)[0]
+
+        study.optimize(objective, n_trials=n_trials, catch=(ValueError, np.linalg.LinAlgError))
+        best = pipeline_params(json.loads(study.best_trial.user_attrs["pipeline_params"]))
+        pipe = build_pipeline(train.profile, best)
+        ep = cache(pipe)
+        fit_filtered(pipe, _subset(ep, tr))
+        scores.append(float(score_epochs(pipe, _subset(ep, te))["accuracy"]))
+        chosen.append(best)
+    return NestedResult(scores=scores, chosen=chosen)
 
 
 #: Study attributes that key a study to one profile and one data fingerprint.
@@ -160,6 +241,7 @@ def tune_optuna(
     seed: int | None = None,
     progress: Callable[[str], None] | None = None,
     artifacts: str | None = None,
+    decoders: Sequence[str] = ("csp-svm",),
     fixed: dict[str, Any] | None = None,
     data_digest: str | None = None,
 ) -> TuneResult:
@@ -183,6 +265,8 @@ def tune_optuna(
         Called after each trial.
     artifacts : str, optional
         Artifact root if the tuning experiment is created (default beside a sqlite registry).
+    decoders : sequence of str
+        Decoders searched (with their parameters); one name searches that decoder's parameters.
     fixed : dict, optional
         Parameters set by the user (``--set``): every trial uses them, none searches them.
     data_digest : str, optional
@@ -204,6 +288,8 @@ def tune_optuna(
         st.set_user_attr(DATA_ATTR, data_digest)
     before = len(st.trials)
     n_ch = train.profile.n_channels
+    decoders = [decoder_spec(d).name for d in decoders]
+    cache = _EpochCache(train)
     mlflow = None
     with contextlib.ExitStack() as stack:
         if tracking_uri:
@@ -218,9 +304,9 @@ def tune_optuna(
                 run_name=f"tune-{study}", tags={"optuna.study": study, "optuna.storage": storage}))
 
         def objective(trial) -> float:
-            params = suggest_params(trial, n_ch, fixed)
+            params = suggest_params(trial, n_ch, decoders, fixed)
             trial.set_user_attr("pipeline_params", json.dumps(params))
-            mean, std = cv_objective(train, params, folds)
+            mean, std = cv_objective(train, params, folds, cache=cache)
             trial.set_user_attr("cv_std", std)
             if mlflow is not None:
                 with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):
@@ -228,7 +314,7 @@ def tune_optuna(
                     mlflow.log_metrics({"cv_mean": mean, "cv_std": std})
                     mlflow.set_tag("optuna.trial", str(trial.number))
             if progress is not None:
-                progress(f"trial {trial.number}: cv {mean:.3f}")
+                progress(f"trial {trial.number} ({params['decoder']}): cv {mean:.3f}")
             return mean
 
         # A degenerate combination (e.g. a singular covariance) fails its trial, not the study.
@@ -243,28 +329,25 @@ def tune_optuna(
                       n_trials_run=len(st.trials) - before, best_value=float(best_value), best_params=best)
 
 
-def wandb_sweep_config(n_channels: int, folds: int) -> dict[str, Any]:
-    """A W&B Bayesian sweep over the same space as the Optuna study."""
-    s = SEARCH_SPACE
-    return {
-        "method": "bayes",
-        "metric": {"name": "cv_mean", "goal": "maximize"},
-        "parameters": {
-            "n_components": {"min": s["n_components"][0], "max": min(s["n_components"][1], n_channels)},
-            "log": {"values": list(s["log"])},
-            "reg": {"values": list(s["reg"])},
-            "C": {"distribution": "log_uniform_values", "min": s["C"][0], "max": s["C"][1]},
-            "kernel": {"values": list(s["kernel"])},
-            "gamma": {"distribution": "log_uniform_values", "min": s["gamma"][0], "max": s["gamma"][1]},
-            "l_freq": {"min": s["l_freq"][0], "max": s["l_freq"][1]},
-            "h_freq": {"min": s["h_freq"][0], "max": s["h_freq"][1]},
-            "folds": {"value": folds},
-        },
-    }
+def wandb_sweep_config(n_channels: int, folds: int, decoder: str = "csp-svm") -> dict[str, Any]:
+    """A W&B Bayesian sweep over one decoder's space (the same as the Optuna study's)."""
+    params: dict[str, Any] = {}
+    for key, dist in decoder_spec(decoder).space.items():
+        if dist[0] == "int":
+            hi = min(dist[2], n_channels) if key == "n_components" else dist[2]
+            params[key] = {"min": dist[1], "max": hi}
+        elif dist[0] == "float":
+            params[key] = ({"distribution": "log_uniform_values", "min": dist[1], "max": dist[2]}
+                           if dist[3] else {"min": dist[1], "max": dist[2]})
+        else:
+            params[key] = {"values": list(dist[1])}
+    params["folds"] = {"value": folds}
+    params["decoder"] = {"value": decoder}
+    return {"method": "bayes", "metric": {"name": "cv_mean", "goal": "maximize"}, "parameters": params}
 
 
 def tune_wandb(train: Recording, *, n_trials: int, project: str, mode: str, folds: int = 5,
-               sweep_id: str | None = None) -> str:
+               sweep_id: str | None = None, decoder: str = "csp-svm") -> str:
     """Run ``n_trials`` of a W&B sweep (created unless ``sweep_id`` joins an existing one).
 
     Sweeps need the W&B server: this path runs only online (``WANDB_API_KEY`` and network) and
@@ -283,12 +366,12 @@ def tune_wandb(train: Recording, *, n_trials: int, project: str, mode: str, fold
     import wandb
 
     n_ch = train.profile.n_channels
-    sid = sweep_id or wandb.sweep(wandb_sweep_config(n_ch, folds), project=project)
+    sid = sweep_id or wandb.sweep(wandb_sweep_config(n_ch, folds, decoder), project=project)
 
     def run_one() -> None:
         with wandb.init() as run:
             raw = dict(run.config)
-            params = _to_pipeline(raw, n_ch)
+            params = _to_pipeline(raw, n_ch, str(raw.get("decoder", "csp-svm")))
             mean, std = cv_objective(train, params, int(raw.get("folds", folds)))
             run.log({"cv_mean": mean, "cv_std": std, "pipeline_params": json.dumps(params)})
 
