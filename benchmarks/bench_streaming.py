@@ -397,24 +397,43 @@ def run() -> list[dict]:
     lat = lsl_latency(pipe)
     rows.append(_row("lsl_e2e_p99_ms", "LSL: last sample of a window pushed -> decision pushed on the "
                      "decision outlet, p99 (samples pushed one by one at 250 Hz, hop 0.1 s)",
-                     round(lat["p99"], 3), "ms", 5.0, "low", p50=round(lat["p50"], 3), decisions=lat["n"]))
-    cap, probes = lsl_capacity(pipe)
+                     round(lat["p99"], 3), "ms", 5.0, "low", p50=round(lat["p50"], 3), decisions=lat["n"],
+                     split_ms=lat["split_ms"]))
+    cap = lsl_capacity(pipe, first=500, growth=2.0, top=2000)
+    last = next((p for p in reversed(cap["probes"]) if "stage_share" in p), {})
     rows.append(_row("lsl_streams_per_engine", "LSL streams (22 ch, 250 Hz, 25-sample chunks, 4 "
-                     "decisions/s each) one engine process on one core keeps up with", cap, "streams",
-                     2000, "high", baseline=30, probes=probes))
+                     "decisions/s each) one engine process on one core keeps up with (largest passing "
+                     "probe; failed_at: the next probe, which failed)", cap["ceiling"], "streams",
+                     2000, "high", baseline=30, failed_at=cap["failed_at"], measured=cap["measured"],
+                     stage_us_per_chunk=last.get("stage_us_per_chunk"),
+                     stage_share=last.get("stage_share"), probes=cap["probes"]))
+    rec = lsl_reconnect()
+    rows.append(_row("lsl_reconnect_s", "LSL: outlet away 0.5 s and back (same source id) -> its samples "
+                     "in the source again, median of 3", round(rec["median_s"], 3), "s", 2.0, "low",
+                     max_s=round(rec["max_s"], 3), rounds=rec["rounds"]))
     with _all_cores():
         broker = KafkaBroker().start()
     try:
         klat = kafka_latency(pipe, broker)
         rows.append(_row("kafka_e2e_p99_ms", "Kafka: chunk produced -> decision produced (acked), p99 "
                          "(25-sample chunks, hop 0.1 s, fetch_max_wait_ms 5)", round(klat["p99"], 3), "ms",
-                         15.0, "low", p50=round(klat["p50"], 3), decisions=klat["n"]))
+                         15.0, "low", p50=round(klat["p50"], 3), decisions=klat["n"],
+                         split_ms=klat["split_ms"]))
         ing = kafka_ingest(pipe, broker)
         rows.append(_row("kafka_ingest_ratio", "Kafka: 22x25 float32 chunks decoded and decided per s / "
                          "plain kafka-python consume rate (same backlog, same run)", round(ing["ratio"], 3),
                          "ratio", 0.7, "high", baseline=1.0, raw_msgs_per_s=round(ing["raw_rate"]),
                          engine_msgs_per_s=round(ing["engine_rate"]), decisions=ing["decisions"],
                          messages=ing["messages"]))
+        from benchmarks.kafka_clients import confluent_rate, kafka_python_rate
+
+        kp = kafka_python_rate(broker.bootstrap, "ing.raw", ing["messages"])
+        ck = confluent_rate(broker.bootstrap, "ing.raw", ing["messages"])
+        rows.append(_row("kafka_confluent_vs_kafka_python", "Kafka: raw consume rate of confluent-kafka "
+                         "(librdkafka) / kafka-python on the same backlog, same run (values touched)",
+                         None if ck is None else round(ck / kp, 3), "ratio", None, "high", baseline=1.0,
+                         kafka_python_msgs_per_s=round(kp), confluent_msgs_per_s=None if ck is None
+                         else round(ck)))
     finally:
         broker.stop()
     rows[-1].setdefault("details", {})["total_s"] = round(time.monotonic() - started, 1)
