@@ -29,7 +29,7 @@ from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.protocols import Batch, Chunk, Marker
 from bcistream.realtime.records import Decision
 from bcistream.realtime.tracker import StreamTracker
-from bcistream.streamer.dead_letter import DeadLetter
+from bcistream.streamer.dead_letter import DeadLetter, dead_lettered_origins
 from bcistream.streamer.kafka_batch import Run, decode_batch
 from bcistream.streamer.kafka_config import consumer_config, producer_config
 from bcistream.streamer.kafka_health import FetchWatch
@@ -57,6 +57,7 @@ class KafkaSourceStats:
     commit_failures: int = 0
     rebalances: int = 0
     stalls: int = 0
+    dead_letters_repeated: int = 0  #: records the previous owner of a partition had dead-lettered
     events: deque = field(default_factory=lambda: deque(maxlen=100))
 
 
@@ -154,6 +155,8 @@ class KafkaSource:
         self._markers_checked = 0.0
         self._dead = DeadLetter(KafkaProducer(**producer_config(bootstrap, kafka_config)),
                                 dead_letter_topic)
+        self._bootstrap, self._kafka_config = bootstrap, kafka_config
+        self._dead_origins: set[tuple[str, int, int]] = set()
         self._owned: set = set()
         self._new: set = set()
         self._offsets: dict[Any, int] = {}
@@ -192,6 +195,9 @@ class KafkaSource:
         new, self._new = self._new, set()
         if not new:
             return set()
+        # Letters the previous owner already sent for these partitions are not sent twice.
+        self._dead_origins |= dead_lettered_origins(self._bootstrap, self._kafka_config,
+                                                    self._dead.topic, new)
         begin = self._consumer.beginning_offsets(list(new))
         for tp in new:
             meta = self._consumer.committed(tp)
@@ -309,6 +315,13 @@ class KafkaSource:
         return out
 
     def _dead_letter(self, rec: Any, reason: str, detail: str) -> None:
+        origin = (rec.topic, rec.partition, rec.offset)
+        if origin in self._dead_origins:
+            self._dead_origins.discard(origin)
+            self.stats.dead_letters_repeated += 1
+            log.info("%s[%s]@%s was dead-lettered by the partition's previous owner: not sent again",
+                     *origin)
+            return
         self._dead.send(rec, detail)
         self.stats.dead_letters += 1
         self.events.append(EngineEvent("dead_letter", None, 0, reason,
