@@ -181,6 +181,20 @@ def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float
     return capacity(pipe, start, first=first, growth=growth, top=top, budget_s=budget_s)
 
 
+def lsl_workers_scaling(pipe, n: int = 500, seconds: float = 8.0) -> dict:
+    """`benchmarks.lsl_scaling`: outlets in a child, workers on every core."""
+    from benchmarks.lsl_scaling import scaling
+
+    progress = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "rounds"
+    proc = _child("lsl-push", "--n", str(n), "--prefix", "scale", "--chunk", "25", "--progress",
+                  str(progress))
+    try:
+        with _all_cores():
+            return scaling(pipe, [f"scale-{i}" for i in range(n)], seconds)
+    finally:
+        _stop(proc)
+
+
 def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None,
              offset: int = 0) -> None:
     """Child: ``n`` outlets (``prefix-offset`` ...) pushing synthetic EEG on a real-time schedule."""
@@ -407,6 +421,10 @@ def run() -> list[dict]:
                      2000, "high", baseline=30, failed_at=cap["failed_at"], measured=cap["measured"],
                      stage_us_per_chunk=last.get("stage_us_per_chunk"),
                      stage_share=last.get("stage_share"), probes=cap["probes"]))
+    scale = lsl_workers_scaling(pipe)
+    rows.append(_row("lsl_workers_scaling", "LSL: 1 -> 2 engine workers on the same 500 streams, "
+                     "load of one worker / largest load of two (2 = perfect; loads from CPU time)",
+                     scale["ratio"], "ratio", None, "high", baseline=1.0, **scale))
     rec = lsl_reconnect()
     rows.append(_row("lsl_reconnect_s", "LSL: outlet away 0.5 s and back (same source id) -> its samples "
                      "in the source again, median of 3", round(rec["median_s"], 3), "s", 2.0, "low",
@@ -461,6 +479,13 @@ if __name__ == "__main__":
     a = parser.parse_args()
     if a.cmd == "lsl-push":
         lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress, a.offset)
+    elif a.cmd == "lsl-scaling":
+        import json
+
+        from benchmarks.bench_engine import fitted_pipeline
+
+        _lsl_env()
+        print(json.dumps(lsl_workers_scaling(fitted_pipeline(n_trials_per_class=12)[0], a.n)))
     elif a.cmd == "lsl-capacity":  # the probe alone, pinned to one core as run_all does
         import json
 
