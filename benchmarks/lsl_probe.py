@@ -147,7 +147,7 @@ def capacity(pipe, start_pusher, first: int = 1000, growth: float = 1.5, top: in
                 failed = n
                 break
             best = n
-            n = int(round(n * growth / 250) * 250)
+            n = max(n + 1, int(round(n * growth / 250) * 250))
     finally:
         for proc in procs:
             proc.terminate()
