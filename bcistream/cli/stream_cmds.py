@@ -190,6 +190,9 @@ def run(
                                                              "seconds (models:/NAME@ALIAS).")] = None,
     updates_topic: Annotated[str, typer.Option(help="Kafka topic of promotion announcements "
                                                     "('' for none).")] = "model-updates",
+    workers: Annotated[int | None, typer.Option(min=1, help="Engine processes. LSL: the streams are split "
+                                                "over them (default: one per core). Kafka: members of "
+                                                "the consumer group (default 1).")] = None,
     lsl_proba: Annotated[str | None, typer.Option(
         help="LSL outlet NAME of class probabilities (float32, a channel per class); "
              "= --to lsl-proba:NAME.")] = None,
@@ -202,6 +205,9 @@ def run(
 
     if trigger not in ("hop", "cue", "both"):
         raise BcistreamError(f"--trigger must be hop, cue or both, got {trigger!r}")
+    if workers is not None and workers > 1 and (record or poll_interval is not None or classifier != "local"):
+        raise BcistreamError("--workers > 1 cannot be combined with --record, --poll-interval or a remote "
+                             "--classifier (they need one engine process); use --workers 1")
     sinks = [*(to or ["stdout"]), *([f"lsl-proba:{lsl_proba}"] if lsl_proba else []),
              *([f"lsl-labels:{lsl_labels}"] if lsl_labels else [])]
     config = live_config(
@@ -211,6 +217,7 @@ def run(
         kafka_config=parse_kafka_opts(kafka_opt or []), resolve_timeout=resolve_timeout,
         skip_backlog=skip_backlog, units=units, max_decisions=max_decisions, duration=duration,
         idle_exit=idle_exit, tracking_uri=tracking_uri, record=record, record_store=record_store,
-        record_preroll=record_preroll, poll_interval=poll_interval, updates_topic=updates_topic)
+        record_preroll=record_preroll, poll_interval=poll_interval, updates_topic=updates_topic,
+        workers=workers)
     with LiveSystem(config, say=err_console.print, settings=settings()) as system:
         run_with_view(system, view)

@@ -44,6 +44,10 @@ class LiveConfig(BaseModel):
         Record labelled trials into a store (folder or ``gs://``), with this raw pre-roll (s).
     poll_interval : float or None
         Hot swap: seconds between checks of the registry alias (needs ``models:/NAME@ALIAS``).
+    workers : int or None
+        Engine processes (`bcistream.workers`). LSL: the streams are split over them (default: one
+        per core, at most one per stream); Kafka: members of the consumer group (default 1). More
+        than one cannot record, hot swap or classify remotely (those need one engine process).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -73,6 +77,7 @@ class LiveConfig(BaseModel):
     record_preroll: float = Field(default=1.0, ge=0)
     poll_interval: float | None = None
     updates_topic: str = "model-updates"
+    workers: int | None = Field(default=None, ge=1)
 
     @field_validator("hop_s")
     @classmethod

@@ -18,7 +18,7 @@ from bcistream.live.stats import LiveStats
 from bcistream.realtime.protocols import Sink, Source
 from bcistream.realtime.records import Decision
 
-__all__ = ["LiveSummary", "LiveSystem", "run_live"]
+__all__ = ["LiveSummary", "LiveSystem", "plan_workers", "run_live"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,7 @@ class LiveSystem:
         self._server: Any = None
         self._metrics: Any = None
         self._thread: threading.Thread | None = None
+        self._pool: Any = None
         self._error: BaseException | None = None
         self._opened = False
 
@@ -156,6 +157,7 @@ class LiveSystem:
             src_kind, src_value = split_source(cfg.source)
         for spec in cfg.sinks:
             _split(spec, SINK_KINDS, "sinks")
+        n_workers = 1 if self._source_obj is not None else plan_workers(cfg)
         self._opened = True
         try:
             if self._pipeline is not None:
@@ -184,9 +186,18 @@ class LiveSystem:
             meta = OutletMeta(model=model_name, version=str(version), profile=profile.name,
                               classes=tuple(str(c) for c in self.engine.model.classes))
             known = src_value.split(",") if src_kind == "lsl" and "=" not in src_value else []
-            for spec in cfg.sinks:
+            # Kafka workers write to their own sinks (each commits after them): the parent opens none.
+            for spec in [] if n_workers > 1 and src_kind == "kafka" else cfg.sinks:
                 self.sinks.append(open_sink(spec, opts, meta=meta, streams=known))
-            src = self._source_obj if self._source_obj is not None else open_source(cfg.source, profile, opts)
+            if n_workers > 1:
+                self._pool = _pool(cfg, n_workers, {"pipeline": pipeline, "version": version,
+                                                    "profile": profile, "config": engine_config,
+                                                    "opts": opts}, self.say)
+                self.engine = src = self._pool  # duck-types the engine for monitor, metrics, view
+            elif self._source_obj is not None:
+                src = self._source_obj
+            else:
+                src = open_source(cfg.source, profile, opts)
             self.source = src
             if hasattr(src, "replayed"):
                 self.sinks = [FilteredSink(s, src.replayed) for s in self.sinks]
@@ -260,7 +271,10 @@ class LiveSystem:
             if on_tick is not None:
                 on_tick(decisions)
 
-        run_loop(engine, self.source, self.sinks, stop, tick, metrics=self._metrics, monitor=self.monitor)
+        if self._pool is not None:
+            self._pool.run(self.sinks, stop, tick, metrics=self._metrics, monitor=self.monitor)
+        else:
+            run_loop(engine, self.source, self.sinks, stop, tick, metrics=self._metrics, monitor=self.monitor)
         return self.summary()
 
     def start(self) -> LiveSystem:
@@ -317,6 +331,9 @@ class LiveSystem:
             with suppress(Exception):
                 self.source.close()
             self.source = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
         for sink in self.sinks:
             with suppress(Exception):
                 sink.close()
@@ -344,6 +361,42 @@ def _split(spec: str, kinds: tuple[str, ...], what: str) -> tuple[str, str]:
 def split_source(spec: str) -> tuple[str, str]:
     """``"lsl:a,b"`` → ``("lsl", "a,b")``; raises `BcistreamError` naming ``source``."""
     return _split(spec, ("lsl", "kafka"), "source")
+
+
+def plan_workers(config: LiveConfig) -> int:
+    """How many engine processes ``config`` asks for (`LiveConfig.workers`; see there).
+
+    Raises
+    ------
+    BcistreamError
+        ``workers > 1`` with ``record``, ``poll_interval`` or a remote ``classifier``.
+    """
+    kind, value = split_source(config.source)
+    n_streams = len([v for v in value.split(",") if v]) if kind == "lsl" else None
+    single = config.record or config.poll_interval is not None or config.classifier != "local"
+    if config.workers is None:
+        if single or n_streams is None:
+            return 1
+        from bcistream.workers import default_workers
+
+        return min(default_workers(), n_streams)
+    if config.workers > 1 and single:
+        raise BcistreamError("workers > 1 cannot be combined with record, poll_interval or a remote "
+                             "classifier (they need one engine process); use workers=1")
+    return config.workers if n_streams is None else min(config.workers, n_streams)
+
+
+def _pool(config: LiveConfig, n: int, common: dict[str, Any], say: Callable[[str], None]) -> Any:
+    from bcistream.workers import WorkerPool, kafka_specs, lsl_specs
+
+    kind, value = split_source(config.source)
+    if kind == "lsl":
+        specs = lsl_specs([v for v in value.split(",") if v], n, **common)
+    else:
+        specs = kafka_specs(value, n, config.sinks, **common)
+    say(f"{len(specs)} engine workers" + (f" ({', '.join(s.source for s in specs)})"
+                                          if kind == "lsl" and len(specs) <= 8 else ""))
+    return WorkerPool(specs)
 
 
 def run_live(config: LiveConfig, **kwargs: Any) -> LiveSummary:
