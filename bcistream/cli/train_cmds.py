@@ -125,7 +125,8 @@ def train(
         return
     for m in outcome.models:
         if not m.heldout:
-            console.print(f"[yellow]{m.name} v{m.version}: no labelled test session (--test), not promoted[/yellow]")
+            console.print(f"[yellow]{m.name} v{m.version}: no labelled test session (--test), "
+                          "not promoted[/yellow]")
             continue
         decision = _promote_and_print(m.heldout, tracking_uri=config.tracking_uri, name=m.name,
                                       margin=margin, min_trials=min_trials, metric=metric,
