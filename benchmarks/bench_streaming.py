@@ -27,8 +27,12 @@ if str(ROOT) not in sys.path:
 
 SFREQ = 250.0
 N_CH = 22
-LSL_CFG = ("[ports]\nIPv6 = disable\nPortRange = 8192\n[multicast]\nResolveScope = machine\n"
-           "AddressesOverride = {127.0.0.1}\nInterfaces = {127.0.0.1}\nTTLOverride = 0\n"
+# BasePort away from liblsl's default 16572: thousands of bench outlets would otherwise take every
+# port of the default range, and the tests running beside the bench (other checkouts, the same
+# machine) could not open or find an outlet.
+LSL_CFG = ("[ports]\nIPv6 = disable\nBasePort = 22000\nPortRange = 8192\n"
+           "[multicast]\nResolveScope = machine\nAddressesOverride = {127.0.0.1}\n"
+           "Interfaces = {127.0.0.1}\nTTLOverride = 0\n"
            "[lab]\nKnownPeers = {127.0.0.1}\n")
 
 
@@ -81,10 +85,16 @@ def _signal(rec, seconds: float = 8.0) -> np.ndarray:
 
 
 class _Timed:
-    """Sink wrapper: latency of each decision = publish time - push time of its last sample."""
+    """Sink wrapper: latency of each decision = publish time - push time of its last sample.
+
+    Also splits it (p50/p99 of each part): ``transport_in`` (push -> the poll that returned the
+    chunk: producer, broker or outlet, fetch wait), ``engine`` (that poll -> decision) and
+    ``publish`` (decision -> the sink's flush returned, e.g. the producer's ack).
+    """
 
     def __init__(self, sink, clock):
         self.sink, self.clock, self.lat, self.count = sink, clock, [], 0
+        self.parts: list[tuple[float, float, float]] = []
         self._pending = []
 
     def write(self, decisions):
@@ -94,9 +104,23 @@ class _Timed:
 
     def flush(self):
         self.sink.flush()
-        now = self.clock()
-        self.lat.extend((now - d.timestamp) * 1e3 for d in self._pending if d.timestamp is not None)
+        now, mono = self.clock(), time.monotonic()
+        for d in self._pending:
+            if d.timestamp is None:
+                continue
+            self.lat.append((now - d.timestamp) * 1e3)
+            arrival = d.arrival + (now - mono)  # the chunk's arrival on the push clock
+            self.parts.append(((arrival - d.timestamp) * 1e3, (d.decided - d.arrival) * 1e3,
+                               (mono - d.decided) * 1e3))
         self._pending = []
+
+    def split(self, skip: int = 5) -> dict:
+        parts = np.array(self.parts[skip:])
+        if not len(parts):
+            return {}
+        return {name: {"p50": round(float(np.percentile(parts[:, i], 50)), 3),
+                       "p99": round(float(np.percentile(parts[:, i], 99)), 3)}
+                for i, name in enumerate(("transport_in", "engine", "publish"))}
 
     def close(self):
         self.sink.close()
@@ -141,92 +165,45 @@ def lsl_latency(pipe, seconds: float = 25.0) -> dict:
     finally:
         _stop(proc)
     lat = np.array(sink.lat[5:])
-    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
+    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat),
+            "split_ms": sink.split()}
 
 
-def _rounds(path: Path) -> int:
+def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float = 1.5,
+                 top: int = 8000) -> dict:
+    """Streams one pinned engine keeps up with, searched upward to failure (`benchmarks.lsl_probe`)."""
+    from benchmarks.lsl_probe import capacity
+
+    def start(offset: int, n: int, progress: Path):
+        return _child("lsl-push", "--n", str(n), "--offset", str(offset), "--prefix", "cap",
+                      "--chunk", "25", "--progress", str(progress))
+
+    return capacity(pipe, start, first=first, growth=growth, top=top, budget_s=budget_s)
+
+
+def lsl_workers_scaling(pipe, n: int = 500, seconds: float = 8.0) -> dict:
+    """`benchmarks.lsl_scaling`: outlets in a child, workers on every core."""
+    from benchmarks.lsl_scaling import scaling
+
+    progress = Path(tempfile.mkdtemp(prefix="bench-scale-")) / "rounds"
+    proc = _child("lsl-push", "--n", str(n), "--prefix", "scale", "--chunk", "25", "--progress",
+                  str(progress))
     try:
-        return int(path.read_text() or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _lag(src) -> float:
-    import pylsl
-
-    now = pylsl.local_clock()
-    lag = [now - st.last_ts for st in src._streams if st.last_ts is not None]
-    return float(np.percentile(lag, 99)) if len(lag) == len(src._streams) else float("inf")
-
-
-def _keeps_up(pipe, names: list[str], progress: Path, chunk: int, measure_s: float = 4.0) -> dict:
-    """Open the streams, drain the backlog, then check the engine stays current for ``measure_s``.
-
-    Samples are stamped when pushed, so ``now - last timestamp`` is how far behind the engine is.
-    """
-    from bcistream.data.profiles import load_profile
-    from bcistream.realtime.engine import Engine, EngineConfig
-    from bcistream.streamer.lsl_source import LslSource
-
-    t0 = time.monotonic()
-    src = LslSource(names, load_profile(None), markers=False, resolve_timeout=10, skip_backlog=True)
-    opened = time.monotonic() - t0
-    engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
-    sink = _Null()
-    for _ in range(4):  # a full window, and the backlog drained
-        _loop(engine, src, [sink], 3.5)
-        if _lag(src) < 0.5:
-            break
-    s0, d0, k0, t1 = src.stats.samples, engine.stats()["hop_decisions"], _rounds(progress), time.monotonic()
-    _loop(engine, src, [sink], measure_s)
-    took = time.monotonic() - t1
-    lag = _lag(src)
-    samples = src.stats.samples - s0
-    decisions = int(engine.stats()["hop_decisions"]) - d0
-    pushed = (_rounds(progress) - k0) * chunk * len(names)
-    src.close()
-    rate = samples / (len(names) * SFREQ * took)
-    pusher_speed = pushed / (len(names) * SFREQ * took)
-    return {"streams": len(names), "ingest_vs_realtime": round(rate, 3),
-            "pusher_vs_realtime": round(pusher_speed, 3), "lag_p99_s": round(lag, 3),
-            "decisions_per_s": round(decisions / took, 1), "open_s": round(opened, 1),
-            "ok": lag < 0.5 and rate >= 0.9 and decisions / took >= 0.9 * 4 * len(names)}
-
-
-def lsl_capacity(pipe, steps=(250, 500, 1000), budget_s: float = 240.0) -> tuple[int, list[dict]]:
-    """Largest number of LSL streams (22 ch, 250 Hz, 25-sample chunks) one pinned engine keeps up with.
-
-    The outlets run in a child process on every core and stamp samples on a fixed schedule; a probe
-    counts only if the pusher itself kept (nearly) real time, so the number is the engine's limit.
-    """
-    top = max(steps)
-    progress = Path(tempfile.mkdtemp(prefix="bench-push-")) / "rounds"
-    started = time.monotonic()
-    proc = _child("lsl-push", "--n", str(top), "--prefix", "cap", "--chunk", "25",
-                  "--progress", str(progress))
-    probes, best = [], 0
-    try:
-        for n in steps:
-            if time.monotonic() - started > budget_s:
-                probes.append({"streams": n, "skipped": "time budget"})
-                break
-            res = _keeps_up(pipe, [f"cap-{i}" for i in range(n)], progress, 25)
-            probes.append(res)
-            if not res["ok"]:
-                break
-            best = n
+        with _all_cores():
+            return scaling(pipe, [f"scale-{i}" for i in range(n)], seconds)
     finally:
         _stop(proc)
-    return best, probes
 
 
-def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None) -> None:
-    """Child: ``n`` outlets pushing synthetic EEG on a fixed real-time schedule."""
+def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None = None,
+             offset: int = 0) -> None:
+    """Child: ``n`` outlets (``prefix-offset`` ...) pushing synthetic EEG on a real-time schedule."""
     _lsl_env()
     import pylsl
 
     outlets = [pylsl.StreamOutlet(pylsl.StreamInfo(f"{prefix}-{i}", "EEG", N_CH, SFREQ, pylsl.cf_float32,
-                                                   f"{prefix}-{i}"), chunk_size=chunk) for i in range(n)]
+                                                   f"{prefix}-{i}"), chunk_size=chunk)
+               for i in range(offset, offset + n)]
     rng = np.random.default_rng(0)
     block = (rng.standard_normal((int(SFREQ) * 4, N_CH)) * 1e-5).astype(np.float32)
     print("ready", flush=True)
@@ -253,23 +230,64 @@ def lsl_push(n: int, prefix: str, chunk: int, wait: bool, progress: str | None =
         pass
 
 
+def lsl_reconnect(rounds: int = 3) -> dict:
+    """Seconds from an outlet's return (same source id) to its samples in the source again.
+
+    The outlet runs in this process and pushes every 10 ms; the inlet (``recover=True``) finds
+    it again by itself. Median and max of ``rounds`` outages.
+    """
+    import pylsl
+
+    from bcistream.data.profiles import load_profile
+    from bcistream.streamer.lsl_source import LslSource
+
+    name = f"reconnect-{os.getpid()}"
+
+    def outlet():
+        return pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", N_CH, SFREQ, pylsl.cf_float32, name))
+
+    block = np.zeros((3, N_CH), np.float32)
+    out = outlet()
+    src = LslSource([name], load_profile(None), markers=False, resolve_timeout=10)
+    took = []
+    try:
+        for _ in range(rounds):
+            t0 = time.monotonic()
+            while not src.poll(0.01).chunks and time.monotonic() - t0 < 10:
+                out.push_chunk(block, pylsl.local_clock(), True)
+            del out
+            end = time.monotonic() + 0.5  # the stream is away for half a second
+            while time.monotonic() < end:
+                src.poll(0.01)
+            out = outlet()
+            back = time.monotonic()
+            got = False
+            while not got and time.monotonic() - back < 30:
+                out.push_chunk(block, pylsl.local_clock(), True)
+                got = bool(src.poll(0.01).chunks)
+            took.append(time.monotonic() - back if got else float("inf"))
+    finally:
+        src.close()
+    return {"median_s": float(np.median(took)), "max_s": float(np.max(took)), "rounds": took}
+
+
 # ---------------------------------------------------------------------------------------- Kafka
-def kafka_latency(pipe, broker, seconds: float = 20.0, fetch_wait_ms: int = 5) -> dict:
+def kafka_latency(pipe, broker, seconds: float = 20.0, fetch_wait_ms: int = 5, tag: str = "lat") -> dict:
     """One stream, 25-sample chunks sent in real time; hop 0.1 s = one chunk."""
     from bcistream.realtime.engine import Engine, EngineConfig
     from bcistream.streamer.kafka_sink import KafkaDecisionSink
     from bcistream.streamer.kafka_source import KafkaSource
 
-    broker.create_topics({"lat.raw": 1, "lat.decisions": 1})
-    src = KafkaSource(broker.bootstrap, "lat.raw", group="bench-lat", markers_topic=None,
+    broker.create_topics({f"{tag}.raw": 1, f"{tag}.decisions": 1})
+    src = KafkaSource(broker.bootstrap, f"{tag}.raw", group=f"bench-{tag}", markers_topic=None,
                       n_channels=N_CH, sfreq=SFREQ,
                       kafka_config={"session_timeout_ms": 2000, "heartbeat_interval_ms": 300,
                                     "fetch_max_wait_ms": fetch_wait_ms})
     while not src.assignment():
         src.poll(0.05)
     engine = Engine(pipe, "1", EngineConfig(hop_s=0.1, triggers=("hop",)))
-    sink = _Timed(KafkaDecisionSink(broker.bootstrap, "lat.decisions"), time.time)
-    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", "lat.raw", "--streams", "1",
+    sink = _Timed(KafkaDecisionSink(broker.bootstrap, f"{tag}.decisions"), time.time)
+    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", f"{tag}.raw", "--streams", "1",
                   "--chunks", str(int(seconds * SFREQ / 25) + 20), "--realtime")
     try:
         _loop(engine, src, [sink], seconds)
@@ -278,7 +296,8 @@ def kafka_latency(pipe, broker, seconds: float = 20.0, fetch_wait_ms: int = 5) -
         src.close()
         sink.close()
     lat = np.array(sink.lat[5:])
-    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat)}
+    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat),
+            "split_ms": sink.split()}
 
 
 def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 120) -> dict:
@@ -392,24 +411,47 @@ def run() -> list[dict]:
     lat = lsl_latency(pipe)
     rows.append(_row("lsl_e2e_p99_ms", "LSL: last sample of a window pushed -> decision pushed on the "
                      "decision outlet, p99 (samples pushed one by one at 250 Hz, hop 0.1 s)",
-                     round(lat["p99"], 3), "ms", 5.0, "low", p50=round(lat["p50"], 3), decisions=lat["n"]))
-    cap, probes = lsl_capacity(pipe)
+                     round(lat["p99"], 3), "ms", 5.0, "low", p50=round(lat["p50"], 3), decisions=lat["n"],
+                     split_ms=lat["split_ms"]))
+    cap = lsl_capacity(pipe, first=500, growth=2.0, top=2000)
+    last = next((p for p in reversed(cap["probes"]) if "stage_share" in p), {})
     rows.append(_row("lsl_streams_per_engine", "LSL streams (22 ch, 250 Hz, 25-sample chunks, 4 "
-                     "decisions/s each) one engine process on one core keeps up with", cap, "streams",
-                     2000, "high", baseline=30, probes=probes))
+                     "decisions/s each) one engine process on one core keeps up with (largest passing "
+                     "probe; failed_at: the next probe, which failed)", cap["ceiling"], "streams",
+                     2000, "high", baseline=30, failed_at=cap["failed_at"], measured=cap["measured"],
+                     stage_us_per_chunk=last.get("stage_us_per_chunk"),
+                     stage_share=last.get("stage_share"), probes=cap["probes"]))
+    scale = lsl_workers_scaling(pipe)
+    rows.append(_row("lsl_workers_scaling", "LSL: 1 -> 2 engine workers on the same 500 streams, "
+                     "load of one worker / largest load of two (2 = perfect; loads from CPU time)",
+                     scale["ratio"], "ratio", None, "high", baseline=1.0, **scale))
+    rec = lsl_reconnect()
+    rows.append(_row("lsl_reconnect_s", "LSL: outlet away 0.5 s and back (same source id) -> its samples "
+                     "in the source again, median of 3", round(rec["median_s"], 3), "s", 2.0, "low",
+                     max_s=round(rec["max_s"], 3), rounds=rec["rounds"]))
     with _all_cores():
         broker = KafkaBroker().start()
     try:
         klat = kafka_latency(pipe, broker)
         rows.append(_row("kafka_e2e_p99_ms", "Kafka: chunk produced -> decision produced (acked), p99 "
                          "(25-sample chunks, hop 0.1 s, fetch_max_wait_ms 5)", round(klat["p99"], 3), "ms",
-                         15.0, "low", p50=round(klat["p50"], 3), decisions=klat["n"]))
+                         15.0, "low", p50=round(klat["p50"], 3), decisions=klat["n"],
+                         split_ms=klat["split_ms"]))
         ing = kafka_ingest(pipe, broker)
         rows.append(_row("kafka_ingest_ratio", "Kafka: 22x25 float32 chunks decoded and decided per s / "
                          "plain kafka-python consume rate (same backlog, same run)", round(ing["ratio"], 3),
                          "ratio", 0.7, "high", baseline=1.0, raw_msgs_per_s=round(ing["raw_rate"]),
                          engine_msgs_per_s=round(ing["engine_rate"]), decisions=ing["decisions"],
                          messages=ing["messages"]))
+        from benchmarks.kafka_clients import confluent_rate, kafka_python_rate
+
+        kp = kafka_python_rate(broker.bootstrap, "ing.raw", ing["messages"])
+        ck = confluent_rate(broker.bootstrap, "ing.raw", ing["messages"])
+        rows.append(_row("kafka_confluent_vs_kafka_python", "Kafka: raw consume rate of confluent-kafka "
+                         "(librdkafka) / kafka-python on the same backlog, same run (values touched)",
+                         None if ck is None else round(ck / kp, 3), "ratio", None, "high", baseline=1.0,
+                         kafka_python_msgs_per_s=round(kp), confluent_msgs_per_s=None if ck is None
+                         else round(ck)))
     finally:
         broker.stop()
     rows[-1].setdefault("details", {})["total_s"] = round(time.monotonic() - started, 1)
@@ -429,9 +471,31 @@ if __name__ == "__main__":
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--realtime", action="store_true")
     parser.add_argument("--progress")
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--budget", type=float, default=300.0)
+    parser.add_argument("--first", type=int, default=1000)
+    parser.add_argument("--growth", type=float, default=1.5)
+    parser.add_argument("--top", type=int, default=8000)
     a = parser.parse_args()
     if a.cmd == "lsl-push":
-        lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress)
+        lsl_push(a.n, a.prefix, a.chunk, a.wait, a.progress, a.offset)
+    elif a.cmd == "lsl-scaling":
+        import json
+
+        from benchmarks.bench_engine import fitted_pipeline
+
+        _lsl_env()
+        print(json.dumps(lsl_workers_scaling(fitted_pipeline(n_trials_per_class=12)[0], a.n)))
+    elif a.cmd == "lsl-capacity":  # the probe alone, pinned to one core as run_all does
+        import json
+
+        from benchmarks.bench_engine import fitted_pipeline
+
+        _lsl_env()
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+        print(json.dumps(lsl_capacity(fitted_pipeline(n_trials_per_class=12)[0], a.budget, a.first,
+                                      a.growth, a.top), indent=1))
     elif a.cmd == "kafka-push":
         kafka_push(a.bootstrap, a.topic, a.streams, a.chunks, a.realtime)
     else:

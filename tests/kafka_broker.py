@@ -29,6 +29,13 @@ __all__ = ["KafkaBroker", "MotoS3", "broker_binary", "free_port", "wait_port"]
 class KafkaBroker(LocalBroker):
     """The bundled broker (`bcistream.streamer.local_broker.LocalBroker`) under its test name."""
 
+    def kill(self) -> None:
+        """``kill -9`` the broker (no shutdown: what a crash or an OOM kill leaves behind)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
 
 class MotoS3:
     """``moto_server`` on loopback with a bucket, as tansu's durable ``s3://`` storage."""

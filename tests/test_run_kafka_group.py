@@ -172,3 +172,39 @@ def test_engine_and_durable_broker_restart_lose_nothing(stream_setup, durable_ka
     _check_exactly_once(out, streams, expected)
     assert {n for n, d in out if d.window_end > half + 1000} == {"second"}
     np.testing.assert_equal(sorted({d.stream_id for _, d in out}), sorted(streams))
+
+
+def test_broker_kill_9_and_restart_lose_no_marker(stream_setup, durable_kafka_broker):
+    """The engine runs on through a broker crash: every cue produced after the restart is decided.
+
+    The marker consumer (no group, assigned by hand) and the data consumer (group, committed
+    offsets) both reconnect to the restarted broker and resume where they were: the S3 storage
+    kept the topics, so nothing is re-read from the start and nothing is skipped.
+    """
+    broker = durable_kafka_broker
+    rec, expected = stream_setup.recording, stream_setup.expected
+    names = _topics(broker, 2)
+    streams = _stream_ids(2)
+    group, out, lock = unique("g"), [], threading.Lock()
+    w = _Worker("w", broker, names, group, stream_setup.pipeline, out, lock)
+    try:
+        wait_until(lambda: len(w.source.assignment()) == 2, timeout=30, what="partitions assigned")
+        prod = KafkaChunkProducer(broker.bootstrap, names["raw"], names["markers"], kafka_config=BATCHED)
+        half = rec.n_samples // 2
+        _produce(prod, rec, streams, 0, half)
+        prod.close()
+        first = [e for e in expected if e <= half]
+        wait_until(lambda: _done(out, lock, 2 * len(first)), timeout=60, what="first-half decisions")
+        broker.kill()
+        broker.start()  # same port, same S3 bucket
+        prod = KafkaChunkProducer(broker.bootstrap, names["raw"], names["markers"], kafka_config=BATCHED)
+        _produce(prod, rec, streams, half, rec.n_samples)
+        prod.close()
+        wait_until(lambda: _done(out, lock, 2 * len(expected)), timeout=90, what="all decisions")
+    finally:
+        w.halt()
+    late = [e for e in expected if e > half]
+    assert late, "the second half holds cues"
+    decided = {(d.stream_id, d.window_end) for _, d in out}
+    assert {(s, e) for s in streams for e in late} <= decided, "a cue after the restart was lost"
+    _check_exactly_once(out, streams, expected)

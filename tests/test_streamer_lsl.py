@@ -198,3 +198,76 @@ def test_every_sample_passes_the_source_after_the_backlog():
         got.extend(src.poll(0.0).chunks)
     assert [c.data.shape[1] for c in got] == [7, 10, 10, 10, 9] and {c.seq for c in got} == {None}
     assert src.stats.samples == 46
+
+
+class _Amplifier:
+    """An outlet pushing 10-sample chunks in real time from a thread, stamped at push (a bridge)."""
+
+    def __init__(self, name: str, source_id: str) -> None:
+        import threading
+
+        self.outlet = _outlet(name, source_id=source_id)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import time
+
+        import pylsl
+
+        rng = np.random.default_rng(0)
+        k, start = 0, time.monotonic()
+        while not self.stop.is_set():
+            left = start + (k + 1) * 0.04 - time.monotonic()
+            if left > 0:
+                self.stop.wait(left)
+            self.outlet.push_chunk((rng.standard_normal((10, 22)) * 1e-5).astype(np.float32),
+                                   pylsl.local_clock(), True)
+            k += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+        del self.outlet  # the outlet's sockets close: the inlet sees the stream vanish
+
+
+@pytest.mark.slow
+def test_outlet_restart_is_reported_and_decoded_again(stream_setup):
+    """An amplifier that vanishes and comes back: a gap event, then its samples are decoded again.
+
+    How fast (seconds from the new outlet to samples in the engine) is `make bench`'s
+    ``lsl_reconnect_s``; here only that it happens, and that it is reported.
+    """
+    from bcistream.realtime.engine import Engine, EngineConfig
+
+    name = "restart-" + uuid.uuid4().hex[:6]
+    sid = "restart-source-" + name
+    amp = _Amplifier(name, sid)
+    src = LslSource([name], PROFILE, markers=False, resolve_timeout=5, skip_backlog=True)
+    engine = Engine(stream_setup.pipeline, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
+    decisions = []
+
+    def step():
+        decisions.extend(engine.process(src.poll(0.02)))
+
+    try:
+        wait_until(lambda: step() or len(decisions) >= 2, timeout=30, what="decisions before restart")
+        amp.close()
+        before = engine.stats()["samples_in"]
+        for _ in range(10):
+            step()
+        events = engine.events.drain()
+        assert engine.stats()["samples_in"] - before <= 20, "samples while the outlet is away"
+        amp = _Amplifier(name, sid)  # the same source id: the inlet recovers
+        n_before = len(decisions)
+        wait_until(lambda: step() or len(decisions) >= n_before + 2, timeout=30,
+                   what="decisions after the restart")
+        events += engine.events.drain()
+        gaps = [e for e in events if e.kind in ("gap", "restart") and e.stream_id == name]
+        assert gaps and gaps[0].size > 0, f"the outage was not reported: {events}"
+        assert engine.stats()["gaps"] + engine.stats()["restarts"] >= 1
+        assert decisions[-1].timestamp > decisions[n_before - 1].timestamp
+    finally:
+        amp.close()
+        src.close()

@@ -117,6 +117,37 @@ def _classifier(spec: str):
     return RemoteClassifier(spec)
 
 
+def _n_workers(workers: int | None, source: str, *, record: bool, poll_interval: float | None,
+               remote: bool) -> int:
+    """How many engine processes: ``--workers``, else one per core for several LSL streams."""
+    from bcistream.workers import default_workers
+
+    kind, value = source.split(":", 1)
+    n_streams = len([v for v in value.split(",") if v]) if kind == "lsl" else None
+    single = record or poll_interval is not None or remote
+    if workers is None:
+        return 1 if single or n_streams is None else min(default_workers(), n_streams)
+    if workers > 1 and single:
+        raise BcistreamError("--workers > 1 cannot be combined with --record, --poll-interval or a "
+                             "remote --classifier (they need one engine process); use --workers 1")
+    return workers if n_streams is None else min(workers, n_streams)
+
+
+def _pool(source: str, n: int, to: list[str], loaded, config, opts):
+    from bcistream.workers import WorkerPool, kafka_specs, lsl_specs
+
+    common = {"pipeline": loaded.pipeline, "version": loaded.version, "profile": loaded.profile,
+              "config": config, "opts": opts}
+    kind, value = source.split(":", 1)
+    if kind == "lsl":
+        specs = lsl_specs([v for v in value.split(",") if v], n, **common)
+    else:
+        specs = kafka_specs(value, n, to, **common)
+    err_console.print(f"{len(specs)} engine workers" + (f" ({', '.join(s.source for s in specs)})"
+                                                         if kind == "lsl" and len(specs) <= 8 else ""))
+    return WorkerPool(specs)
+
+
 @app.command()
 def run(
     source: Annotated[str, typer.Option("--from", help="lsl:NAME[,NAME...] or kafka:TOPIC.")],
@@ -155,6 +186,9 @@ def run(
                                                              "seconds (models:/NAME@ALIAS).")] = None,
     updates_topic: Annotated[str, typer.Option(help="Kafka topic of promotion announcements "
                                                     "('' for none).")] = "model-updates",
+    workers: Annotated[int | None, typer.Option(min=1, help="Engine processes. LSL: the streams are split "
+                                                "over them (default: one per core). Kafka: members of "
+                                                "the consumer group (default 1).")] = None,
     lsl_proba: Annotated[str | None, typer.Option(
         help="LSL outlet NAME of class probabilities (float32, a channel per class); "
              "= --to lsl-proba:NAME.")] = None,
@@ -191,6 +225,8 @@ def run(
           *([f"lsl-labels:{lsl_labels}"] if lsl_labels else [])]
     for spec in to:
         split_spec(spec, SINK_KINDS)
+    n_workers = _n_workers(workers, source, record=record, poll_interval=poll_interval,
+                           remote=classifier != "local")
     uri = tracking_uri or cfg.mlflow_uri
     loaded = load_model(model, uri)
     remote = _classifier(classifier)
@@ -208,6 +244,7 @@ def run(
                             resolve_timeout=resolve_timeout, skip_backlog=skip_backlog, units=units)
     engine = Engine(loaded.pipeline, version=loaded.version, config=config, classifier=remote,
                     on_unknown_version=on_unknown_version)
+    pool = None
     sinks = []
     closed = None
     src = None
@@ -216,9 +253,14 @@ def run(
         meta = OutletMeta(model=model, version=str(loaded.version), profile=loaded.profile.name,
                           classes=tuple(str(c) for c in engine.model.classes))
         known = src_value.split(",") if src_kind == "lsl" and "=" not in src_value else []
-        for spec in to:
+        # Kafka workers write to their own sinks (each commits after them): the parent opens none.
+        for spec in [] if n_workers > 1 and src_kind == "kafka" else to:
             sinks.append(open_sink(spec, opts, meta=meta, streams=known))
-        src = open_source(source, loaded.profile, opts)
+        if n_workers > 1:
+            pool = _pool(source, n_workers, to, loaded, config, opts)
+            engine = src = pool
+        else:
+            src = open_source(source, loaded.profile, opts)
         if hasattr(src, "replayed"):
             sinks = [FilteredSink(s, src.replayed) for s in sinks]
         registry = CollectorRegistry()
@@ -267,7 +309,10 @@ def run(
                 stop.set()
 
         with _stop_on_signals(stop), (display if display is not None else nullcontext()):
-            run_loop(engine, src, sinks, stop, on_tick, metrics=metrics, monitor=monitor)
+            if pool is not None:
+                pool.run(sinks, stop, on_tick, metrics=metrics, monitor=monitor)
+            else:
+                run_loop(engine, src, sinks, stop, on_tick, metrics=metrics, monitor=monitor)
         if server is not None:
             server.shutdown()
         p50, p99 = live.latency_ms()

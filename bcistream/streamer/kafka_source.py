@@ -29,7 +29,8 @@ from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.protocols import Batch, Chunk, Marker
 from bcistream.realtime.records import Decision
 from bcistream.realtime.tracker import StreamTracker
-from bcistream.streamer.dead_letter import DeadLetter
+from bcistream.streamer.dead_letter import DeadLetter, dead_lettered_origins
+from bcistream.streamer.kafka_batch import Run, decode_batch
 from bcistream.streamer.kafka_config import consumer_config, producer_config
 from bcistream.streamer.kafka_health import FetchWatch
 from bcistream.streamer.wire import WireError, decode_chunk, decode_marker_full
@@ -56,6 +57,7 @@ class KafkaSourceStats:
     commit_failures: int = 0
     rebalances: int = 0
     stalls: int = 0
+    dead_letters_repeated: int = 0  #: records the previous owner of a partition had dead-lettered
     events: deque = field(default_factory=lambda: deque(maxlen=100))
 
 
@@ -112,6 +114,9 @@ class KafkaSource:
     stall_s : float
         A consumer behind its high watermark that makes no progress for this long is recovered
         (re-fetch with a doubled ``fetch_max_wait_ms``, up to 1 s) and a ``stall`` event is queued.
+    marker_wait_s : float
+        While catching up, how long the chunks wait for the marker consumer to reach the end of the
+        marker topic (a ``markers_behind`` event when it does not).
     """
 
     def __init__(self, bootstrap: str, topic: str = "eeg.raw", *, group: str = "bcistream",
@@ -119,7 +124,7 @@ class KafkaSource:
                  n_channels: int | None = None, sfreq: float | None = None,
                  kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
                  marker_keep_samples: int = 5000, catchup_records: int = 20,
-                 stall_s: float = 1.0, units: str | None = None) -> None:
+                 stall_s: float = 1.0, units: str | None = None, marker_wait_s: float = 5.0) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
         self.topic = topic
@@ -129,6 +134,7 @@ class KafkaSource:
         self.warmup_messages = int(warmup_messages)
         self.marker_keep_samples = int(marker_keep_samples)
         self.catchup_records = int(catchup_records)
+        self.marker_wait_s = float(marker_wait_s)
         self._default_scale = None if units is None else volts_per_unit(units)
         self._scales: dict[bytes, float] = {}
         self._rules: dict[float, StreamTracker] = {}
@@ -149,6 +155,8 @@ class KafkaSource:
         self._markers_checked = 0.0
         self._dead = DeadLetter(KafkaProducer(**producer_config(bootstrap, kafka_config)),
                                 dead_letter_topic)
+        self._bootstrap, self._kafka_config = bootstrap, kafka_config
+        self._dead_origins: set[tuple[str, int, int]] = set()
         self._owned: set = set()
         self._new: set = set()
         self._offsets: dict[Any, int] = {}
@@ -187,6 +195,9 @@ class KafkaSource:
         new, self._new = self._new, set()
         if not new:
             return set()
+        # Letters the previous owner already sent for these partitions are not sent twice.
+        self._dead_origins |= dead_lettered_origins(self._bootstrap, self._kafka_config,
+                                                    self._dead.topic, new)
         begin = self._consumer.beginning_offsets(list(new))
         for tp in new:
             meta = self._consumer.committed(tp)
@@ -222,6 +233,8 @@ class KafkaSource:
             self._markers.seek_to_beginning()
             self._markers_assigned = True
             drain = True
+        ends = self._marker_ends() if drain else None
+        deadline = time.monotonic() + self.marker_wait_s
         while True:
             got = self._markers.poll(timeout_ms=15 if drain else 0)
             for records in got.values():
@@ -229,8 +242,44 @@ class KafkaSource:
                     self._take_marker(rec)
             if self._markers_watch is not None:
                 self._note(self._markers_watch.check())
-            if not drain or not got:
+            if not drain or (not got and self._markers_reached(ends)):
                 return
+            if time.monotonic() >= deadline:
+                self.events.append(EngineEvent(
+                    "markers_behind", None, 0, "marker-consumer",
+                    f"the marker consumer did not reach the end of {self.markers_topic} within "
+                    f"{self.marker_wait_s:g} s while the data caught up: late cues may be lost"))
+                log.warning("marker consumer behind after %.1f s of waiting", self.marker_wait_s)
+                return
+
+    def _marker_ends(self) -> dict | None:
+        """End offsets of the marker partitions now (a broker round trip; waits out a reconnect).
+
+        Every marker of a chunk already fetched was produced before it, so once the marker
+        consumer has reached these offsets no cue of the fetched data can still be on its way
+        (a marker consumer that reconnects more slowly than the data consumer after a broker
+        restart would otherwise let the engine pass the windows of the first cues).
+        """
+        from kafka.errors import KafkaError
+
+        try:
+            return self._markers.end_offsets(list(self._markers.assignment()),
+                                             timeout_ms=int(self.marker_wait_s * 1000))
+        except (KafkaError, ValueError) as exc:
+            log.debug("marker end offsets unavailable: %s", exc)
+            return None
+
+    def _markers_reached(self, ends: dict | None) -> bool:
+        if not ends:
+            return True
+        for tp, end in ends.items():
+            try:
+                pos = self._markers.position(tp, timeout_ms=0)
+            except Exception:  # noqa: BLE001 - no position yet: not there
+                return False
+            if pos is None or pos < end:
+                return False
+        return True
 
     def _take_marker(self, rec: Any) -> None:
         try:
@@ -266,6 +315,13 @@ class KafkaSource:
         return out
 
     def _dead_letter(self, rec: Any, reason: str, detail: str) -> None:
+        origin = (rec.topic, rec.partition, rec.offset)
+        if origin in self._dead_origins:
+            self._dead_origins.discard(origin)
+            self.stats.dead_letters_repeated += 1
+            log.info("%s[%s]@%s was dead-lettered by the partition's previous owner: not sent again",
+                     *origin)
+            return
         self._dead.send(rec, detail)
         self.stats.dead_letters += 1
         self.events.append(EngineEvent("dead_letter", None, 0, reason,
@@ -303,17 +359,63 @@ class KafkaSource:
         batch = Batch()
         arrival = time.monotonic()
         for tp, records in got.items():
-            if tp in stale or tp not in self._owned:
+            if tp in stale or tp not in self._owned or not records:
                 continue
-            for rec in records:
-                chunk = self._take_chunk(tp, rec, arrival)
-                if chunk is not None:
-                    batch.chunks.append(chunk)
-                self._offsets[tp] = rec.offset + 1
+            self._take_records(tp, records, arrival, batch.chunks)
+            self._offsets[tp] = records[-1].offset + 1
         if len(batch.chunks) > 1:
             batch.chunks = _coalesce(batch.chunks)
         batch.markers = self._owned_markers()
         return batch
+
+    def _take_records(self, tp: Any, records: list, arrival: float, out: list[Chunk]) -> None:
+        """Chunks of one partition's fetched records: whole runs at once where the batch allows.
+
+        `decode_batch` decodes the records with one numpy operation when they share one layout;
+        a run that is not the plain continuation of its stream (first after a gap, a restart, a
+        re-delivery, an outlier) and every batch it refuses go message by message, where each
+        case is counted, reported or dead-lettered.
+        """
+        runs = decode_batch(records, self.n_channels, self.sfreq)
+        if runs is None:
+            for rec in records:
+                chunk = self._take_chunk(tp, rec, arrival)
+                if chunk is not None:
+                    out.append(chunk)
+            return
+        by_offset: dict[int, Any] | None = None
+        for run in runs:
+            chunk = self._take_run(tp, run, arrival)
+            if chunk is not None:
+                out.append(chunk)
+                continue
+            by_offset = by_offset or {rec.offset: rec for rec in records}
+            for off in run.offsets:
+                chunk = self._take_chunk(tp, by_offset[int(off)], arrival)
+                if chunk is not None:
+                    out.append(chunk)
+
+    def _take_run(self, tp: Any, run: Run, arrival: float) -> Chunk | None:
+        """A run that continues its stream exactly (None: take its messages one by one)."""
+        sid, n = run.stream_id, run.n_samples
+        expected = self._next_seq.get(sid)
+        if expected is not None and (run.seq != expected or run.session != self._session.get(sid)):
+            return None
+        self.stats.messages += run.n_messages
+        self.stats.bytes += run.n_bytes
+        self._next_seq[sid] = run.seq + n
+        self._session[sid] = run.session
+        self._last_ts[sid] = max(self._last_ts.get(sid, -np.inf), float(run.timestamps[-1]))
+        self._stream_tp[sid] = tp
+        limit = self._warm_limit.get(tp)
+        if limit is not None:
+            below = np.flatnonzero(run.offsets < limit)
+            if len(below):
+                per = n // run.n_messages
+                self._replayed[sid] = max(self._replayed.get(sid, -1), run.seq + (int(below[-1]) + 1) * per)
+        scale = self._default_scale
+        data = run.data if scale is None or scale == 1.0 else to_volts(run.data, scale)
+        return Chunk(sid, data, run.timestamps, run.seq, arrival, run.session, scale is not None)
 
     def _take_chunk(self, tp: Any, rec: Any, arrival: float) -> Chunk | None:
         self.stats.messages += 1

@@ -42,7 +42,48 @@ class LslSourceStats:
     samples: int = 0
     markers: int = 0
     lost: int = 0
+    polls: int = 0
+    #: Seconds spent pulling from liblsl and building chunks (clock checks and scaling included):
+    #: where a poll's time goes (`make bench` reports them per stage).
+    pull_s: float = 0.0
+    convert_s: float = 0.0
     events: deque = field(default_factory=lambda: deque(maxlen=100))
+
+
+class _RawPull:
+    """One inlet's pull into its preallocated buffers: two liblsl calls, nothing allocated.
+
+    ``lsl_samples_available`` first (an inlet without data costs one C call, no buffers, no
+    exception machinery), then ``lsl_pull_chunk_*`` with arguments built once. pylsl's own
+    ``pull_chunk`` allocates a timestamp array, a ctypes view and a numpy view on every call,
+    which at thousands of inlets per poll is most of the source's time.
+    """
+
+    def __init__(self, inlet: Any, buf: np.ndarray, ts: np.ndarray, n_ch: int) -> None:
+        import ctypes
+
+        from pylsl import inlet as lsl_inlet
+        from pylsl.lib import lib
+        from pylsl.util import handle_error
+
+        self._avail = lib.lsl_samples_available
+        self._pull = lsl_inlet.fmt2pull_chunk[inlet.channel_format]
+        self._handle = handle_error
+        self._obj = inlet.obj
+        self._err = ctypes.c_int()
+        self._args = (inlet.obj, ctypes.c_void_p(buf.ctypes.data), ctypes.c_void_p(ts.ctypes.data),
+                      ctypes.c_size_t(buf.size), ctypes.c_size_t(len(ts)), ctypes.c_double(0.0),
+                      ctypes.byref(self._err))
+        self._n_ch = n_ch
+
+    def __call__(self) -> int:
+        """Samples pulled into the buffers (0: nothing there); `pylsl.LostError` when lost."""
+        if not self._avail(self._obj):
+            return 0
+        n = self._pull(*self._args)
+        if self._err.value:
+            self._handle(self._err.value)
+        return int(n) // self._n_ch
 
 
 class _Stream:
@@ -52,11 +93,16 @@ class _Stream:
         self.inlet = inlet
         self.order = order
         self.sfreq = sfreq
-        self.buf = np.empty((max_chunk, n_ch), dtype=np.float32)
+        dtype = getattr(inlet, "np_dtype", None) or np.float32
+        self.buf = np.empty((max_chunk, n_ch), dtype=dtype)
+        self.ts = np.empty(max_chunk, dtype=np.float64)
         self.max_chunk = max_chunk
+        # The direct path needs a real pylsl inlet of a numeric format (test doubles use pull_chunk).
+        self.raw = (_RawPull(inlet, self.buf, self.ts, n_ch)
+                    if getattr(inlet, "np_dtype", None) is not None and hasattr(inlet, "obj") else None)
         self.last_ts: float | None = None
         self.correction = 0.0
-        self.corrected_at = -1e9
+        self.corrected_at = -1e9  #: monotonic time of the last estimate (< 0: none yet)
         self.skip_before: float | None = None
         self.scale = 1.0
         self.declared = False  #: units declared (metadata or profile): the engine skips its check
@@ -93,8 +139,10 @@ class LslSource:
                  resolve_timeout: float = 5.0, skip_backlog: bool = False, max_buflen: int = 30,
                  marker_timeout: float = 1.0, recheck_clock_s: float = 5.0) -> None:
         import pylsl
+        from pylsl.lib import lib
 
         self._pylsl = pylsl
+        self._lsl_avail = lib.lsl_samples_available
         self.profile = profile
         self.stats = LslSourceStats()
         self.recheck_clock_s = recheck_clock_s
@@ -124,6 +172,7 @@ class LslSource:
                          "plausibility as volts", info.name())
             st.name = info.name()
             self._streams.append(st)
+        self._start_clocks(min(resolve_timeout, 2.0))
         if markers:
             self._open_markers(marker_timeout)
 
@@ -143,35 +192,74 @@ class LslSource:
         """Ids of the opened EEG streams."""
         return [s.sid for s in self._streams]
 
+    def _start_clocks(self, wait_s: float, batch: int = 200) -> None:
+        """First clock corrections of every inlet, estimated ``batch`` inlets at a time.
+
+        liblsl needs ~0.65 s of probes per inlet for its first estimate and ``time_correction``
+        blocks until then: asked one by one that was 0.65 s x streams (160 s for 250 streams) with
+        the poll loop stalled. A zero-timeout call starts an inlet's estimate; a batch shares one
+        deadline (all at once, 2000 inlets' probe threads swamped a 2-core machine). An inlet
+        still without an estimate is retried by `_correction` (never blocking).
+        """
+        missing = 0
+        for b in range(0, len(self._streams), batch):
+            part = self._streams[b:b + batch]
+            for st in part:
+                try:
+                    st.correction = st.inlet.time_correction(timeout=0.0)
+                    st.corrected_at = time.monotonic()
+                except Exception:  # noqa: BLE001 - TimeoutError: the estimate has started
+                    pass
+            deadline = time.monotonic() + wait_s
+            for st in part:
+                if st.corrected_at > 0:
+                    continue
+                try:
+                    st.correction = st.inlet.time_correction(timeout=max(deadline - time.monotonic(), 0.0))
+                    st.corrected_at = time.monotonic()
+                except Exception:  # noqa: BLE001 - no estimate yet: retried while polling
+                    missing += 1
+        if missing:
+            log.warning("%d LSL stream(s) have no clock correction yet: their first timestamps are in "
+                        "the outlet's clock until it arrives", missing)
+
     def _correction(self, st: _Stream, now: float) -> float:
         if now - st.corrected_at > self.recheck_clock_s:
             try:
-                st.correction = st.inlet.time_correction(timeout=0.5)
-            except Exception as exc:  # noqa: BLE001  (timeout while the outlet is away: keep the old one)
-                log.debug("time_correction failed for %s: %s", st.sid, exc)
-            st.corrected_at = now
+                # Never blocks: liblsl re-estimates in the background and returns the latest value
+                # (a vanished outlet must not stall the other streams' polls).
+                st.correction = st.inlet.time_correction(timeout=0.0)
+                st.corrected_at = now
+            except Exception as exc:  # noqa: BLE001  (no estimate yet, outlet away: keep the old one)
+                log.debug("time_correction not available for %s: %s", st.sid, exc)
+                st.corrected_at = now - self.recheck_clock_s + 0.25  # retry in 0.25 s
         return st.correction
 
-    def _pull(self, st: _Stream, batch: Batch) -> None:
+    def _pull_raw(self, st: _Stream) -> tuple[np.ndarray, np.ndarray] | None:
+        """(samples x channels view, timestamps view) of what ``st`` had, or None."""
         try:
+            if st.raw is not None:
+                n = st.raw()
+                return (st.buf[:n], st.ts[:n]) if n else None
             view, ts = st.inlet.pull_chunk(timeout=0.0, max_samples=st.max_chunk, dest_obj=st.buf,
                                            as_numpy=True)
         except self._pylsl.LostError:
             self.stats.lost += 1
-            return
-        n = len(ts)
-        if n == 0:
-            return
-        arrival = time.monotonic()
-        ts = ts + self._correction(st, arrival)
+            return None
+        return (view, ts) if len(ts) else None
+
+    def _chunk(self, st: _Stream, view: np.ndarray, ts: np.ndarray, arrival: float, batch: Batch) -> None:
+        ts = ts + self._correction(st, arrival)  # a new array: the buffer is reused next poll
         if st.skip_before is not None:
             keep = ts >= st.skip_before
             if not keep.any():
                 return
             st.skip_before = None
             view, ts = view[keep], ts[keep]
-            n = len(ts)
+        n = len(ts)
         data = view[:, st.order].T if st.order is not None else view.T.copy()
+        if data.dtype != np.float32:
+            data = data.astype(np.float32)
         if st.scale != 1.0:
             data *= st.scale
         # No seq: LSL has none. Every sample is passed on; the engine's tracker places it.
@@ -180,8 +268,32 @@ class LslSource:
         self.stats.chunks += 1
         self.stats.samples += n
 
+    def _pull_all(self, batch: Batch) -> None:
+        """Every EEG inlet once: pull those with data (timed), then build their chunks (timed).
+
+        Pulls copy out of liblsl into each stream's own buffers, so all pulls happen first and
+        the conversion after, in one pass (``convert_s`` is then what the chunks cost).
+        """
+        t0 = time.perf_counter()
+        got = []
+        for st in self._streams:
+            pulled = self._pull_raw(st)
+            if pulled is not None:
+                got.append((st, pulled))
+        t1 = time.perf_counter()
+        if got:
+            arrival = time.monotonic()
+            for st, (view, ts) in got:
+                self._chunk(st, view, ts, arrival, batch)
+        self.stats.pull_s += t1 - t0
+        self.stats.convert_s += time.perf_counter() - t1
+
     def _pull_markers(self, st: _Stream, inlet: Any, batch: Batch) -> None:
         try:
+            # One C call for an inlet without markers (the usual case); pull_chunk of a string
+            # stream allocates and frees buffers on every call.
+            if not self._lsl_avail(inlet.obj):
+                return
             values, ts = inlet.pull_chunk(timeout=0.0, max_samples=64)
         except self._pylsl.LostError:
             values, ts = [], []
@@ -203,8 +315,8 @@ class LslSource:
             for st in self._streams:
                 st.skip_before = now
         while True:
-            for st in self._streams:
-                self._pull(st, batch)
+            self.stats.polls += 1
+            self._pull_all(batch)
             for st, inlet in self._marker_inlets:
                 self._pull_markers(st, inlet, batch)
             if batch.chunks or batch.markers or time.monotonic() >= deadline:
