@@ -25,9 +25,9 @@ def test_info_on_the_2a_fixture(fixtures_dir, capsys):
 
 
 def test_info_on_a_non_eeg_file_says_it_does_not_match(fixtures_dir, capsys):
-    code, out, _ = run(["info", str(fixtures_dir / "ecg-1ch.gdf")], capsys)
-    assert code == 1
-    assert "does not match" in out and "ECG" in out
+    code, out, err = run(["info", str(fixtures_dir / "ecg-1ch.gdf")], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "does not match" in err and "ECG" in err
 
 
 @pytest.mark.parametrize(

@@ -64,8 +64,9 @@ def test_truncated_edf_refused_and_info_shows_the_warning(tmp_path, rig, capsys,
     cut.write_bytes(data[: int(len(data) * keep)] if keep != "minus1" else data[:-1])
     with pytest.raises(DataError, match="cut.edf: MNE warns: Number of records"):
         load_recording(cut, prof)
-    code, out, _ = _cli(["info", str(cut), "--profile", str(profile_path)], capsys)
-    assert code == 1 and "reader warning" in out and "does not match" in out
+    code, out, err = _cli(["info", str(cut), "--profile", str(profile_path)], capsys)
+    assert code == 2 and "reader warning" in out
+    assert err.startswith("error: ") and err.count("\n") == 1 and "does not match" in err
     code, _, err = _cli(["evaluate", "--train", str(cut), "--profile", str(profile_path)], capsys)
     assert code == 2 and "--allow-warnings" in err and err.count("\n") == 1
     rec = load_recording(cut, prof, allow_warnings=True)
@@ -134,3 +135,31 @@ def test_default_n_components_fits_small_montages():
     assert [default_n_components(n) for n in (1, 2, 3, 4, 5, 6, 22)] == [1, 2, 2, 4, 4, 6, 6]
     prof = load_profile(None).model_copy(update={"channels": ("C3", "Cz", "C4"), "rename": {}})
     assert make_pipeline(prof).named_steps["csp"].n_components == 2
+
+
+@pytest.mark.parametrize("case", ["truncated-edf", "undeclared-uv-xdf", "two-bad-files"])
+def test_info_on_files_the_profile_refuses_is_one_error_line_exit_2(tmp_path, rig, capsys, case):
+    from tests.xdf_writer import xdf_from_raw
+
+    _, profile_path = rig
+    raw = rig_session("T", n_trials_per_class=4)
+    cut = tmp_path / "cut.edf"
+    cut.write_bytes(write_edf(raw, tmp_path / "full.edf").read_bytes()[:-1])
+    xdf = xdf_from_raw(tmp_path / "undeclared.xdf", raw, unit="")  # µV values, no unit declared
+    files = {"truncated-edf": [cut], "undeclared-uv-xdf": [xdf], "two-bad-files": [cut, xdf]}[case]
+    code, _, err = _cli(["info", *map(str, files), "--profile", str(profile_path)], capsys)
+    assert code == 2, err
+    assert err.startswith("error: profile 'my-rig' does not match") and err.count("\n") == 1, err
+
+
+def test_info_lists_cues_per_class_in_profile_order(tmp_path, capsys):
+    # A profile whose class order is not alphabetical: right before left.
+    path = tmp_path / "rl.toml"
+    path.write_text(RIG_PROFILE.replace('left = "left"\nright = "right"', 'right = "right"\nleft = "left"'))
+    assert list(load_profile(path).class_names) == ["right", "left"]
+    edf = write_edf(rig_session("T", n_trials_per_class=4), tmp_path / "run.edf")
+    code, out, err = _cli(["info", str(edf), "--profile", str(path)], capsys)
+    assert code == 0, err
+    assert "cues per class: {'right': 4, 'left': 4}" in out
+    row = next(ln for ln in out.splitlines() if "run.edf" in ln and "right" in ln)
+    assert row.index("right: 4") < row.index("left: 4")

@@ -217,3 +217,30 @@ def test_fast_built_decisions_equal_regular_records(pipe, rec):
         again = Decision(**d.to_dict())
         assert again == d and again.to_json() == d.to_json()
         assert Decision.from_dict(json.loads(d.to_json())) == d
+
+
+@pytest.mark.parametrize("finish", ["flush_pending", "close_stream"])
+@pytest.mark.parametrize("by", ["sample", "timestamp"])
+def test_cue_pending_when_the_stream_ends_is_reported_lost(pipe, rec, finish, by):
+    # Two cues; the second one's window [cue + 125, + WIN) needs samples past the last chunk.
+    engine = Engine(pipe, "1", config=EngineConfig(triggers=("cue",)))
+    first, last = rec.cues[0].sample, rec.n_samples - WIN // 2
+    markers = [Marker("s", "left", sample=s) if by == "sample" else
+               Marker("s", "left", timestamp=100.0 + s / 250.0) for s in (first, last)]
+    got = feed(engine, chunks_of(rec), markers)
+    assert [d.window_end for d in got] == [first + 125 + WIN]
+    engine.events.drain()
+    assert getattr(engine, finish)(*(("s",) if finish == "close_stream" else ())) == 1
+    lost = [e for e in engine.events.drain() if e.kind == "cue_lost"]
+    assert [(e.reason, e.stream_id) for e in lost] == [("stream-ended", "s")]
+    assert "ended" in lost[0].detail
+    assert engine.stats()["cues_lost"] == 1
+    # Reported once: nothing is left pending.
+    assert engine.flush_pending() == 0 and engine.close_stream("s") == 0
+
+
+def test_marker_without_position_is_counted_lost(pipe, rec):
+    engine = Engine(pipe, "1", config=EngineConfig(triggers=("cue",)))
+    feed(engine, chunks_of(rec, stop=100), [Marker("s", "left")])
+    assert [e.reason for e in engine.events.drain() if e.kind == "cue_lost"] == ["no-position"]
+    assert engine.stats()["cues_lost"] == 1

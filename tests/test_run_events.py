@@ -146,3 +146,28 @@ def test_fetch_watch_goes_back_when_the_log_was_recreated():
     (ev,) = watch.check()
     assert ev.kind == "log_truncated" and "reading again from offset 0" in ev.detail
     assert consumer.seeks == [0]
+
+
+def test_cue_pending_at_the_end_of_the_run_is_reported_in_the_summary():
+    # The recording stops half way through the last cue's window: that cue can never be decided.
+    import dataclasses
+
+    full = synth_recording(17.0, seed=4)
+    last = full.cues[-1].sample
+    rec = dataclasses.replace(full, data=full.data[:, :last + 300])
+    engine = Engine(fitted_pipeline(), "1", config=EngineConfig(triggers=("cue",)))
+    registry = CollectorRegistry()
+    monitor = RunMonitor(log_interval_s=3600.0)
+    source = MemorySource(rec, chunk_size=25)
+    stop = threading.Event()
+    written = run_loop(engine, source, [], stop, _Stop(source, stop), metrics=EngineMetrics(registry),
+                       monitor=monitor)
+    n = len(rec.cues)
+    assert written == n - 1
+    cov = monitor.coverage
+    assert cov.cues_decided == n - 1 and cov.cues_lost == 1
+    assert monitor.counts[("cue_lost", "stream-ended")] == 1
+    assert "cue_lost 1" in monitor.events_line()
+    assert engine.stats()["cues_lost"] == 1
+    text = generate_latest(registry).decode()
+    assert 'bcistream_events_total{kind="cue_lost",reason="stream-ended"} 1.0' in text

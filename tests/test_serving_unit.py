@@ -239,3 +239,51 @@ def test_serve_env_points_mlflow_at_the_service_registry(monkeypatch, tmp_path):
     assert env["MLFLOW_REGISTRY_URI"] == env["MLFLOW_TRACKING_URI"] == env["BCISTREAM_TRACKING_URI"]
     assert env["BCISTREAM_TRACKING_URI"] == "http://127.0.0.1:5000"
     assert env["BCISTREAM_MODEL_URI"] == "models:/m/2" and env["BENTOML_DO_NOT_TRACK"] == "true"
+
+
+def test_every_metric_of_a_request_names_the_route_the_client_called(pipe):
+    """Trials-per-request and latency carry the same endpoint label: /classify_npy (multipart) is
+    answered by the /raw/classify_npy handler but counted under /classify_npy in both."""
+    import io
+    import re
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from bcistream.serving.guard import ServiceMetrics
+    from bcistream.serving.routes import Route as Answered
+    from bcistream.serving.routes import classify_form_npy, classify_json, classify_raw_npy
+
+    registry = CollectorRegistry()
+    holder = SimpleNamespace(current=SimpleNamespace(pipeline=pipe, version="1"))
+    routes = {"/classify": Answered(classify_json, "application/json", 1 << 26),
+              "/raw/classify_npy": Answered(classify_raw_npy, "application/octet-stream", 1 << 26),
+              "/classify_npy": Answered(classify_form_npy, "multipart/form-data", 1 << 26)}
+    app = Starlette(routes=[Route("/livez", lambda r: JSONResponse({}), methods=["GET"])])
+    client = TestClient(Guard(app, Runtime(holder=holder, metrics=ServiceMetrics(registry)),
+                              max_body=1 << 26, routes=routes))
+    rec = synth_recording(12.0, seed=1)
+    n_by_route = {"/classify": 1, "/raw/classify_npy": 2, "/classify_npy": 3}
+    for route, n in n_by_route.items():
+        X = np.stack([rec.data[:, i * 800:i * 800 + 750] for i in range(n)])
+        buf = io.BytesIO()
+        np.save(buf, X)
+        if route == "/classify":
+            r = client.post(route, json={"trials": X.tolist()})
+        elif route == "/raw/classify_npy":
+            r = client.post(route, content=buf.getvalue(),
+                            headers={"content-type": "application/octet-stream"})
+        else:
+            r = client.post(route, files={"trials": ("x.npy", buf.getvalue(), "application/octet-stream")})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["labels"]) == n
+    text = generate_latest(registry).decode()
+
+    def labels(metric):
+        return {m for m in re.findall(rf'^{metric}_count{{endpoint="([^"]+)"', text, flags=re.M)}
+
+    assert labels("bcistream_trials_per_request") == labels("bcistream_request_seconds") == set(n_by_route)
+    for route, n in n_by_route.items():
+        assert f'bcistream_trials_per_request_sum{{endpoint="{route}"}} {float(n)}' in text
+    # A client cannot relabel its request through the query string.
+    r = client.post("/classify?:route=/forged", json={"trials": X[:1].tolist()})
+    assert r.status_code == 200 and "/forged" not in generate_latest(registry).decode()

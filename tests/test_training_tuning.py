@@ -95,3 +95,36 @@ def test_tune_rejects_unknown_engine(small_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path))
     assert main(["tune", "--data", str(small_data), "--engine", "grid", "--trials", "1"]) == 2
     assert "--engine must be" in capsys.readouterr().err
+
+
+def test_tune_next_command_repeats_every_data_and_profile_option(tmp_path, monkeypatch, capsys):
+    """`tune`'s printed next: line keeps --train, --test, --profile, --set, --allow-warnings…"""
+    import shlex
+
+    from tests.own_data import RIG_PROFILE, write_runs
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BCISTREAM_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("BCISTREAM_WANDB_MODE", "disabled")
+    (tmp_path / "rig.toml").write_text(RIG_PROFILE)
+    write_runs(tmp_path / "rig")
+    given = ["--train", "rig/S001R0[12].edf", "--test", "rig/S001R0[34].edf", "--profile", "rig.toml",
+             "--set", "decoder=csp-lda", "--allow-warnings"]
+    assert main(["tune", *given, "--trials", "1", "--folds", "3", "--no-track"]) == 0
+    out = capsys.readouterr().out
+    nxt = shlex.split(next(ln for ln in out.splitlines() if ln.startswith("next: ")).removeprefix("next: "))
+    pairs = {(a, b) for a, b in zip(nxt, nxt[1:], strict=False)}
+    for flag, value in zip(given[::2], given[1::2], strict=False):
+        if flag != "--allow-warnings":
+            assert (flag, value) in pairs, (flag, nxt)
+    assert "--allow-warnings" in nxt and "--from-study" in nxt and nxt[:2] == ["bcistream", "train"]
+    # ... and it runs: train evaluates on the --test files and gates (no "not promoted" for lack of E).
+    assert main([*nxt[1:]]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "no labelled test session" not in out and "T→E" in out
+    # Without test data, train says so in the layout's own words (not 2a's "E session").
+    assert main(["train", "--train", "rig/S001R0[12].edf", "--profile", "rig.toml",
+                 "--set", "decoder=csp-lda", "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "no labelled test session (--test), not promoted" in out and "E session" not in out

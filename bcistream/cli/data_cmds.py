@@ -123,7 +123,7 @@ def info(
             for name, side, counts in loaded.contributions:
                 role = f"{plan.label} {'training' if side == 'train' else 'test'}"
                 table.add_row(Path(name).name, role,
-                              ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none")
+                              ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none")  # profile order
             rec = loaded.train
             rejected = sum(c.rejected for c in rec.cues)
             summaries.append(f"{plan.label}: training data from {len(plan.train)} file(s): cues per class "
@@ -138,10 +138,11 @@ def info(
     console.print(table)
     for line in summaries:
         console.print(line, soft_wrap=True)
-    for reason in failed:
+    for reason in failed[1:]:
         console.print(f"profile '{prof.name}': [red]does not match[/red] — {reason}", soft_wrap=True)
-    if failed:
-        raise typer.Exit(1)
+    if failed:  # bad input: one error line, exit 2 (as every other command)
+        more = f" (and {len(failed) - 1} more selection(s), listed above)" if len(failed) > 1 else ""
+        raise BcistreamError(f"profile '{prof.name}' does not match — {failed[0]}{more}")
 
 
 def _params_for(set_: list[str] | None, prof) -> dict:

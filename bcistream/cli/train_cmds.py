@@ -146,7 +146,8 @@ def train(
         return
     for m in outcome.models:
         if not m.heldout:
-            console.print(f"[yellow]{m.name} v{m.version}: no labelled E session, not promoted[/yellow]")
+            console.print(f"[yellow]{m.name} v{m.version}: no labelled test session (--test), "
+                          "not promoted[/yellow]")
             continue
         decision = _promote_and_print(m.heldout, tracking_uri=config.tracking_uri, name=m.name,
                                       margin=margin, min_trials=min_trials, metric=metric,
@@ -197,6 +198,9 @@ def tune(
     ctx: typer.Context,
     data: DataOpt = None,
     train_files: TrainOpt = None,
+    test_files: Annotated[list[str] | None, typer.Option(
+        "--test", help="Test recordings of the later `train` (never searched on; repeated in the "
+                       "printed next: command).")] = None,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trials to add to the study.")] = 20,
     subject: Annotated[str, typer.Option(help="The one subject whose training data is searched.")] = "1",
     engine: Annotated[str, typer.Option(help="optuna (default) or wandb (sweeps; online only).")] = "optuna",
@@ -294,10 +298,12 @@ def tune(
         console.print(f"nested CV on the training data ({nested} outer folds, {trials} trials each): "
                       f"{est.mean:.3f} ± {np.std(est.scores):.3f} — the honest estimate of this "
                       f"tuning procedure (outer folds chose: {picks})")
-    nxt = ["bcistream", "train", *spec.argv()]
+    # The next command repeats every data/profile option the user gave (the test data too: the
+    # search never saw it, `train` evaluates on it).
+    nxt = ["bcistream", "train", *data_spec(data, train_files, test_files, subject, allow_warnings).argv()]
     if subject != "all" and "--subject" not in nxt:
         nxt += ["--subject", subject]
-    nxt += option_args(profile=profile, from_study=res.study, storage=storage,
+    nxt += option_args(profile=profile, set=set_, from_study=res.study, storage=storage,
                        folds=folds if folds != 5 else None)
     import shlex
 

@@ -75,9 +75,14 @@ class Recording:
         return int(np.isnan(self.data).any(axis=0).sum())
 
     def class_counts(self) -> dict[str, int]:
-        """Number of cues per class name (``'unknown'`` for unlabelled cues, rejected included)."""
+        """Number of cues per class name (``'unknown'`` for unlabelled cues, rejected included).
+
+        Keys in the profile's class order (then ``'unknown'``), as decisions and reports list
+        classes: never alphabetical, never order of appearance.
+        """
         counts: dict[str, int] = {}
         for cue in self.cues:
             key = cue.label or "unknown"
             counts[key] = counts.get(key, 0) + 1
-        return counts
+        order = {name: i for i, name in enumerate(self.profile.class_names)}
+        return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))

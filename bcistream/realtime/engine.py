@@ -116,12 +116,28 @@ class Engine(Intake):
             out["unmapped_markers"] = dict(self.unmapped_markers)
             return out
 
-    def close_stream(self, stream_id: str) -> None:
-        """Forget a stream (its slot is reused)."""
+    def close_stream(self, stream_id: str) -> int:
+        """The stream has ended: report its pending cues as lost, then forget it (slot reused).
+
+        Returns the number of cues reported (``cue_lost`` events with reason ``"stream-ended"``,
+        counted in ``cues_lost``): cues whose window needed samples the stream never delivered.
+        """
         with self._lock:
             st = self.streams.pop(stream_id, None)
-            if st is not None:
-                self.pool.release(st.slot)
+            if st is None:
+                return 0
+            n = self._end_cues(st)
+            self.pool.release(st.slot)
+            return n
+
+    def flush_pending(self) -> int:
+        """Report every still-pending cue of every stream as lost (the run or its input ended).
+
+        Each becomes a ``cue_lost`` event with reason ``"stream-ended"`` and is counted in
+        ``cues_lost``; the streams themselves stay open. Returns the number of cues reported.
+        """
+        with self._lock:
+            return sum(self._end_cues(st) for st in self.streams.values())
 
     def swap_model(self, pipeline: Pipeline, version: str) -> None:
         """Replace the model between two batches; every stream keeps running.
@@ -201,6 +217,21 @@ class Engine(Intake):
         for reason, detail in lost:
             self._cue_lost(st, reason, detail)
         due.extend((st, "cue", start, end, label, arrival) for start, end, label in ready)
+
+    def _end_cues(self, st: StreamState) -> int:
+        """Report the stream's pending cues as lost: the stream ended before their windows did."""
+        cues, st.cues = st.cues, []
+        for cue in cues:
+            if cue.sample is None:
+                where = (f"cue at t={cue.timestamp:.3f} s" if cue.timestamp is not None
+                         else f"cue at seq {cue.seq}")
+                detail = f"{where}: the stream ended before the cue could be placed on it"
+            else:
+                end = cue.sample + self.offset + self.window
+                detail = (f"cue at {cue.sample}: the stream ended at sample {st.index}, before the "
+                          f"cue's window was complete (needs samples up to {end})")
+            self._cue_lost(st, "stream-ended", detail)
+        return len(cues)
 
     def _cue_lost(self, st: StreamState, reason: str, detail: str) -> None:
         self._stats["cues_lost"] += 1

@@ -34,7 +34,7 @@ CORRUPT = {"seq-outlier": "refused chunk: its sequence number is far out of line
 class Intake:
     """Marker intake, tracker findings and unit checks of the `Engine` (see the module docstring)."""
 
-    # Provided by the engine (with its methods _stream, _event, _refuse and _due_cues).
+    # Provided by the engine (with its methods _stream, _event, _refuse, _cue_lost and _due_cues).
     events: EventQueue
     marker_map: MarkerMap
     tracker: StreamTracker
@@ -56,7 +56,7 @@ class Intake:
             return
         st = self._stream(str(marker.stream_id))
         if marker.sample is None and marker.timestamp is None:
-            self._event("cue_lost", st, reason="no-position", detail="marker without sample or timestamp")
+            self._cue_lost(st, "no-position", "marker without sample or timestamp")
             return
         cue = PendingCue(res.label, None, None if marker.timestamp is None else float(marker.timestamp),
                          None if marker.sample is None else int(marker.sample), marker.session)

@@ -20,6 +20,10 @@ def run_loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: thread
              monitor: RunMonitor | None = None) -> int:
     """Run until ``stop`` is set; return the number of decisions written.
 
+    When ``stop`` is set, cues still waiting for their window's samples are reported as lost
+    (`Engine.flush_pending`: ``cue_lost`` events with reason ``"stream-ended"``), drained by the
+    monitor before the caller prints its summary.
+
     Each iteration polls the source (waiting at most ``poll_timeout``), lets the engine process
     the batch, writes its decisions to every sink, flushes them, and only then commits the
     source's resume point taken right after the poll: a crash before the commit replays the batch
@@ -79,6 +83,12 @@ def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading
                 metrics.observe(engine, decisions, events)
             if on_tick is not None:
                 on_tick(decisions)
+        # The run is over: cues still waiting for samples will never get them. Report each
+        # (cue_lost, "stream-ended") so the summary explains every undecided cue.
+        if engine.flush_pending():
+            events = monitor.tick(engine, source) if monitor is not None else []
+            if metrics is not None:
+                metrics.observe(engine, [], events)
     finally:
         for sink in sinks:
             sink.flush()

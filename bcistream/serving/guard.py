@@ -24,6 +24,10 @@ log = logging.getLogger("bcistream.serving")
 
 #: Paths that never need the token: probes and the Prometheus scrape.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/docs.json"})
+#: Key of a route's params holding the path the client called (set by the guard after the query
+#: string, so a client cannot forge it): every metric of the request is labelled with it.
+ROUTE_KEY = ":route"
+
 #: Endpoints whose latency is recorded per endpoint.
 TIMED_PATHS = frozenset({"/classify", "/classify_npy", "/raw/classify_npy", "/classify_file",
                          "/classify_features", "/model"})
@@ -82,20 +86,25 @@ class ServiceMetrics:
     earlier would latch single-process mode).
     """
 
-    def __init__(self) -> None:
-        from prometheus_client import Counter, Histogram
+    def __init__(self, registry: Any = None) -> None:
+        from prometheus_client import REGISTRY, Counter, Histogram
 
+        registry = REGISTRY if registry is None else registry
         self.latency = Histogram(
             "bcistream_request_seconds", "Request latency per endpoint, body read to response sent",
             ["endpoint", "status"],
             buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0),
+            registry=registry,
         )
         self.trials = Histogram(
             "bcistream_trials_per_request", "Trials (or feature vectors) per classification request",
             ["endpoint"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+            registry=registry,
         )
-        self.swaps = Counter("bcistream_model_swaps", "Model versions swapped in after start")
-        self.refused = Counter("bcistream_version_refused", "Feature batches refused for their version")
+        self.swaps = Counter("bcistream_model_swaps", "Model versions swapped in after start",
+                             registry=registry)
+        self.refused = Counter("bcistream_version_refused", "Feature batches refused for their version",
+                               registry=registry)
 
 
 @dataclass
@@ -356,6 +365,7 @@ class Guard:
             if b"x-units" in headers:
                 params.setdefault("x-units", headers[b"x-units"].decode("latin-1"))
             params["content-type"] = headers.get(b"content-type", b"").decode("latin-1")
+            params[ROUTE_KEY] = path  # the handler labels its trials metric as latency is below
             status, payload = await anyio.to_thread.run_sync(route, self.runtime, body, params)
             del body
             if status >= 400:

@@ -28,6 +28,7 @@ from bcistream.serving.compute import (
     decoder_of,
     read_npy_buffer,
 )
+from bcistream.serving.guard import ROUTE_KEY, parse_form
 
 __all__ = ["Route", "classify_form_npy", "classify_json", "classify_raw_npy", "features_json", "parse_json",
            "units_param"]
@@ -82,9 +83,11 @@ def _model(runtime: Any) -> Any:
     return None if holder is None else holder.current
 
 
-def _observe(runtime: Any, endpoint: str, n: int) -> None:
+def _observe(runtime: Any, params: Mapping[str, str], endpoint: str, n: int) -> None:
+    """Trials per request, labelled with the route the client called (``params[ROUTE_KEY]``, set
+    by the guard; ``endpoint`` when called directly): the same label as the request's latency."""
     if runtime.metrics is not None:
-        runtime.metrics.trials.labels(endpoint=endpoint).observe(n)
+        runtime.metrics.trials.labels(endpoint=params.get(ROUTE_KEY, endpoint)).observe(n)
 
 
 def classify_json(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answer:
@@ -102,7 +105,7 @@ def classify_json(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answe
     del value
     X = check_trials(trials, pipeline_profile(model.pipeline), sfreq, units, UNITS_FIX_JSON)
     del trials
-    _observe(runtime, "/classify", len(X))
+    _observe(runtime, params, "/classify", len(X))
     out = classify_trials(model.pipeline, X)
     out["version"] = str(model.version)
     return 200, out
@@ -130,7 +133,7 @@ def features_json(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answe
                      "requested_version": str(version), "current_version": str(cur.version)}
     n_features = decoder_of(model.pipeline).n_features
     F = check_features(value["features"], n_features)
-    _observe(runtime, "/classify_features", len(F))
+    _observe(runtime, params, "/classify_features", len(F))
     out = classify_features(model.pipeline, F)
     out["version"] = str(model.version)
     return 200, out
@@ -144,7 +147,7 @@ def classify_raw_npy(runtime: Any, body: bytes | memoryview, params: Mapping[str
     arr = read_npy_buffer(body)  # a view of the body: the data are not copied
     X = check_trials(arr, pipeline_profile(model.pipeline), None, units_param(params), UNITS_FIX_BINARY)
     del arr
-    _observe(runtime, "/raw/classify_npy", len(X))
+    _observe(runtime, params, "/raw/classify_npy", len(X))
     out = classify_trials(model.pipeline, X)
     out["version"] = str(model.version)
     return 200, out
@@ -152,8 +155,6 @@ def classify_raw_npy(runtime: Any, body: bytes | memoryview, params: Mapping[str
 
 def classify_form_npy(runtime: Any, body: bytes, params: Mapping[str, str]) -> Answer:
     """``POST /classify_npy``: the .npy file in multipart field ``trials`` (parsed here, no temp file)."""
-    from bcistream.serving.guard import parse_form
-
     problem, parts = parse_form(body, params.get("content-type", "").encode("latin-1"),
                                 frozenset({"trials"}))
     if problem is not None:

@@ -1,0 +1,69 @@
+"""README and docs/ agree with each other and with the code: the Kafka wire header, the marker
+topic's schema, and class order in example answers (the profile's order, never alphabetical)."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from bcistream.data.profiles import load_profile
+from bcistream.streamer.wire import HEADER, WIRE_VERSION
+
+ROOT = Path(__file__).parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _wire_section(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """The wire format's heading line and its table rows ``(offset, type)``."""
+    start = text.index("Wire format of `eeg.raw`")
+    head = text[start:text.index("\n", start)]
+    rows = []
+    for line in text[start:].split("| offset | type | field |", 1)[1].splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows.append((int(cells[0]), cells[1]))
+    return head + text[start:start + 400], rows
+
+
+def _header_layout() -> list[tuple[int, str]]:
+    """``(offset, type)`` of every field of the code's header, then the payload's offset."""
+    names = {"4s": "4 bytes", "B": "uint8", "H": "uint16", "I": "uint32", "Q": "uint64", "d": "float64"}
+    out, offset = [], 0
+    for code in re.findall(r"\d*[a-zA-Z]", HEADER.format.lstrip("<")):
+        out.append((offset, names[code]))
+        offset += struct.calcsize("<" + code)
+    return out
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", ROOT / "docs" / "streaming.md"], ids=lambda p: p.name)
+def test_wire_format_tables_match_the_code(path):
+    prose, rows = _wire_section(path.read_text())
+    assert f"version {WIRE_VERSION}" in prose and f"{HEADER.size}-byte" in prose
+    assert rows[:-1] == _header_layout()
+    assert rows[-1][0] == HEADER.size  # the samples start right after the header
+
+
+def _markers_value(path: Path) -> str:
+    row = next(ln for ln in path.read_text().splitlines() if ln.startswith("| `eeg.markers` |"))
+    return re.split(r"(?<!\\)\|", row)[3].strip()  # cells split at unescaped pipes
+
+
+def test_marker_topic_schema_is_the_same_in_readme_and_docs():
+    readme, docs = _markers_value(ROOT / "README.md"), _markers_value(ROOT / "docs" / "streaming.md")
+    assert readme == docs and '"session"' in readme
+
+
+def test_example_answers_list_classes_in_profile_order():
+    order = list(load_profile(None).class_names)
+    found = 0
+    for path in DOCS:
+        for m in re.finditer(r'"classes": \[([^\]]*)\]', path.read_text()):
+            classes = re.findall(r'"([^"]+)"', m.group(1))
+            if set(classes) == set(order):
+                found += 1
+                assert classes == order, f"{path.name}: {classes} (profile order: {order})"
+    assert found >= 2
