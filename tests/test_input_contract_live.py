@@ -276,3 +276,34 @@ def test_run_units_option_declares_an_undeclared_amplifier(stream_setup, tmp_pat
     assert len(decisions) >= 20 and {d["label"] for d in decisions} <= {"left", "right", "feet", "tongue"}
     assert main(["run", "--from", f"lsl:{name}", "--units", "parsecs", "--model", model, "--no-view",
                  "--duration", "1"]) == 2
+
+
+def test_run_of_a_refused_stream_fails_instead_of_ending_quietly(stream_setup, capsys, caplog):
+    """µV without any declared unit: refused with the fix named, and the run exits 2, not 0."""
+    import threading
+
+    import pylsl
+
+    from bcistream.cli import main
+
+    rec = stream_setup.recording
+    name = "amp-" + uuid.uuid4().hex[:6]
+    info = pylsl.StreamInfo(name, "EEG", 22, SF, pylsl.cf_float32, name)
+    outlet = pylsl.StreamOutlet(info)
+    uv = np.ascontiguousarray((np.nan_to_num(rec.data[:, :2500]) * 1e6).astype(np.float32).T)
+
+    def amplifier():
+        if outlet.wait_for_consumers(30):
+            t0 = pylsl.local_clock()
+            for a in range(0, len(uv), 25):
+                outlet.push_chunk(uv[a:a + 25], t0 + (a + 24) / SF, True)
+
+    threading.Thread(target=amplifier, daemon=True).start()
+    code = main(["run", "--from", f"lsl:{name}", "--model", str(stream_setup.model_dir), "--no-view",
+                 "--resolve-timeout", "20", "--idle-exit", "2", "--duration", "60"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: no decisions: chunks were refused (units" in err
+    logged = [r.getMessage() for r in caplog.records if r.name == "bcistream.events"]
+    # The refusal event names the likely unit and the option that fixes it.
+    assert any("refused (units)" in m and "microvolts" in m and "--units" in m for m in logged), logged

@@ -150,6 +150,11 @@ def run_with_view(system, view: bool | None) -> None:
     with _stop_on_signals(system.stop_event), (display if display is not None else nullcontext()):
         summary = system.run(on_tick)
     err_console.print(summary.line(), soft_wrap=True)
+    if summary.decisions == 0 and summary.refused:
+        # Data came and was refused (units, channels, ...): the run failed, not an idle success.
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.refused.items()))
+        raise BcistreamError(f"no decisions: chunks were refused ({reasons}); the "
+                             "events above say why and how to fix it")
 
 
 @app.command()

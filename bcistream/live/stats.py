@@ -20,7 +20,9 @@ class _PerStream:
     cue_decisions: int = 0
     last: str = "—"
     version: str = "—"  #: model version of the stream's last decision (changes on a hot swap)
-    hits: deque[bool] = field(default_factory=lambda: deque(maxlen=40))
+    hits: deque[bool] = field(default_factory=lambda: deque(maxlen=40))  #: recent, for the view
+    labelled: int = 0  #: cue decisions with a known class, whole run
+    correct: int = 0  #: of which right, whole run
 
 
 class LiveStats:
@@ -47,7 +49,10 @@ class LiveStats:
             if d.trigger == "cue":
                 st.cue_decisions += 1
                 if d.cue_label is not None:
-                    st.hits.append(d.label == d.cue_label)
+                    hit = d.label == d.cue_label
+                    st.hits.append(hit)
+                    st.labelled += 1
+                    st.correct += hit
             self.latency.append(d.latency_ms)
         self.total += len(decisions)
 
@@ -62,6 +67,12 @@ class LiveStats:
         """Rolling accuracy on labelled cues (one stream or all); None without labelled cues."""
         hits = [h for sid, st in self.streams.items() if stream in (None, sid) for h in st.hits]
         return float(np.mean(hits)) if hits else None
+
+    def run_accuracy(self) -> tuple[float | None, int]:
+        """(accuracy, count) over every labelled cue decision of the run (None without any)."""
+        n = sum(st.labelled for st in self.streams.values())
+        hits = sum(st.correct for st in self.streams.values())
+        return (hits / n if n else None), n
 
     def table(self, version: str, extra: Callable[[], dict[str, object]] | None = None,
               max_rows: int = 20) -> Table:

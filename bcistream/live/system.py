@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bcistream.errors import BcistreamError
@@ -34,7 +34,7 @@ class LiveSummary:
     latency_p50_ms, latency_p99_ms : float
         Chunk arrival → decision (NaN without decisions).
     cue_accuracy : float or None
-        Rolling accuracy of cue decisions with a known class.
+        Accuracy of all the run's cue decisions with a known class (``cue_trials`` of them).
     coverage : str
         ``decided cues A/B, decoded samples C/D``.
     events : str
@@ -48,13 +48,16 @@ class LiveSummary:
     cue_accuracy: float | None
     coverage: str
     events: str
+    cue_trials: int = 0
+    refused: dict[str, int] = field(default_factory=dict)  #: refused chunks by reason
 
     def line(self) -> str:
         """One line for people."""
         return (f"{self.decisions} decisions from {self.streams} stream(s); latency p50 "
                 f"{self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms; {self.coverage}; "
                 f"{self.events}"
-                + ("" if self.cue_accuracy is None else f"; cue accuracy {self.cue_accuracy:.1%}"))
+                + ("" if self.cue_accuracy is None
+                   else f"; cue accuracy {self.cue_accuracy:.1%} of {self.cue_trials} labelled cues"))
 
 
 class LiveSystem:
@@ -257,7 +260,9 @@ class LiveSystem:
             self.stats.add(decisions)
             now = time.monotonic()
             if cfg.idle_exit is not None:
-                samples = int(engine.stats()["samples_in"])
+                # Samples RECEIVED: a refused stream that keeps sending is not idle.
+                samples = (self.monitor.coverage.samples_received if self.monitor is not None
+                           else int(engine.stats()["samples_in"]))
                 if samples != idle["samples"]:
                     idle["samples"], idle["since"] = samples, now
                 elif samples and now - idle["since"] >= cfg.idle_exit:
@@ -312,8 +317,14 @@ class LiveSystem:
         p50, p99 = self.stats.latency_ms()
         coverage = self.monitor.coverage.line() if self.monitor is not None else "nothing decoded"
         events = self.monitor.events_line() if self.monitor is not None else "events: none"
-        return LiveSummary(self.stats.total, len(self.stats.streams), p50, p99, self.stats.accuracy(),
-                           coverage, events)
+        accuracy, labelled = self.stats.run_accuracy()
+        refused: dict[str, int] = {}
+        if self.monitor is not None:
+            for (kind, reason), n in self.monitor.counts.items():
+                if kind == "refused":
+                    refused[reason] = refused.get(reason, 0) + n
+        return LiveSummary(self.stats.total, len(self.stats.streams), p50, p99, accuracy,
+                           coverage, events, labelled, refused)
 
     def close(self) -> None:
         """Stop the loop and every thread; close source, sinks, /metrics, watchers. Idempotent."""
