@@ -15,6 +15,7 @@ last pass is a floor, and the row says so). Each probe splits the loop's wall ti
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -117,14 +118,28 @@ def keeps_up(pipe, names: list[str], progress: list[Path], measure_s: float = 4.
             "ok": lag < 0.5 and rate >= 0.9 and decisions / took >= 0.9 * 4 * len(names)}
 
 
+def _threads(procs) -> int:
+    """Threads of this process and of the pusher children (Linux /proc; 0 where unreadable)."""
+    total = 0
+    for pid in ["self", *(str(p.pid) for p in procs)]:
+        try:
+            total += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            pass
+    return total
+
+
 def capacity(pipe, start_pusher, first: int = 1000, growth: float = 1.5, top: int = 8000,
-             budget_s: float = 300.0) -> dict:
-    """Search upward until a probe fails or ``budget_s`` runs out.
+             budget_s: float = 300.0, max_threads: int | None = None) -> dict:
+    """Search upward until a probe fails, ``budget_s`` runs out, or the next step would need more
+    than ``max_threads`` threads (default 2 500 per core): a probe must not freeze the machine.
 
     ``start_pusher(offset, n, progress_path)`` starts a child pushing ``n`` more outlets named
     ``cap-{offset}`` ... and returns its process (stopped here).
     """
     started = time.monotonic()
+    if max_threads is None:
+        max_threads = 2500 * (os.cpu_count() or 1)
     folder = Path(tempfile.mkdtemp(prefix="bench-push-"))
     procs, progress, probes, best, failed, n_out = [], [], [], 0, None, 0
     n = first
@@ -132,6 +147,13 @@ def capacity(pipe, start_pusher, first: int = 1000, growth: float = 1.5, top: in
         while n <= top:
             if time.monotonic() - started > budget_s:
                 probes.append({"streams": n, "skipped": "time budget"})
+                break
+            projected = _threads(procs) / max(n_out, 1) * n
+            if n_out and projected > max_threads:
+                # Each stream costs ~5 liblsl threads (outlet + inlet side); at 2 000 streams on
+                # 2 cores that drove the load average to ~700 and froze the machine for everyone.
+                probes.append({"streams": n, "skipped": f"would need ~{projected:.0f} threads "
+                                                        f"(limit {max_threads}) on this machine"})
                 break
             path = folder / f"rounds-{n_out}"
             procs.append(start_pusher(n_out, n - n_out, path))

@@ -260,9 +260,10 @@ class LiveSystem:
             self.stats.add(decisions)
             now = time.monotonic()
             if cfg.idle_exit is not None:
-                # Samples RECEIVED: a refused stream that keeps sending is not idle.
-                samples = (self.monitor.coverage.samples_received if self.monitor is not None
-                           else int(engine.stats()["samples_in"]))
+                # Samples RECEIVED: a refused stream that keeps sending is not idle. (A worker
+                # pool's parent sees no batches: its workers' decoded samples count there.)
+                received = self.monitor.coverage.samples_received if self.monitor is not None else 0
+                samples = max(received, int(engine.stats()["samples_in"]))
                 if samples != idle["samples"]:
                     idle["samples"], idle["since"] = samples, now
                 elif samples and now - idle["since"] >= cfg.idle_exit:
