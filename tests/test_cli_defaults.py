@@ -49,3 +49,13 @@ def test_serve_default_is_the_one_champion_and_several_are_refused(tmp_path):
     both = ", ".join(sorted([champions[0], other]))
     with pytest.raises(BcistreamError, match=f"several champions.*: {both}; choose one with --model"):
         default_champion(base, reg.tracking_uri)
+
+
+def test_load_model_defaults_to_the_configured_registry(tmp_path, monkeypatch):
+    """The library call finds the registry the commands use (BCISTREAM_HOME), no URI needed."""
+    from bcistream.training.registry import ModelError, load_model
+
+    monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path / "home"))
+    with pytest.raises(ModelError, match="nope"):
+        load_model("models:/nope@champion")
+    assert (tmp_path / "home" / "mlflow.db").exists()  # the settings' registry was the one asked

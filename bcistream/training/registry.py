@@ -444,7 +444,7 @@ def _load_folder(folder: Path) -> tuple[Pipeline, dict[str, Any]]:
     return pipe, spec
 
 
-def load_model(model_uri: str, tracking_uri: str) -> LoadedModel:
+def load_model(model_uri: str, tracking_uri: str | None = None) -> LoadedModel:
     """Load a registered model or a saved model folder.
 
     Parameters
@@ -452,8 +452,9 @@ def load_model(model_uri: str, tracking_uri: str) -> LoadedModel:
     model_uri : str
         ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, or a local folder holding a saved model
         (``MLmodel`` + ``model.skops``, as written by ``mlflow.sklearn.save_model``).
-    tracking_uri : str
-        MLflow tracking/registry URI (unused for a local folder).
+    tracking_uri : str, optional
+        MLflow tracking/registry URI (unused for a local folder); default: the settings'
+        ``mlflow_uri`` (``BCISTREAM_MLFLOW_URI``), as the commands use.
 
     Raises
     ------
@@ -462,6 +463,10 @@ def load_model(model_uri: str, tracking_uri: str) -> LoadedModel:
     """
     from mlflow.exceptions import MlflowException
 
+    if tracking_uri is None and model_uri.startswith("models:/"):
+        from bcistream.settings import Settings
+
+        tracking_uri = Settings().mlflow_uri
     if not model_uri.startswith("models:/"):
         folder = Path(model_uri.removeprefix("file://"))
         if not folder.is_dir():
