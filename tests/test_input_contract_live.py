@@ -244,20 +244,20 @@ def test_kafka_sequence_outlier_does_not_mute_the_stream(kafka_broker, pipe, rec
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def test_run_units_option_declares_an_undeclared_amplifier(stream_setup, tmp_path):
-    """The README's command for an amplifier app that sends µV without channel units."""
-    import json
+
+def _undeclared_amplifier(rec, n_samples: int):
+    """An LSL outlet like many amplifier apps: µV, no channel metadata; pushes once an inlet connects.
+
+    Returns the stream name and the outlet: the caller keeps the outlet alive until its run ends
+    (a destroyed outlet drops the samples its inlet has not pulled yet).
+    """
     import threading
 
     import pylsl
 
-    from bcistream.cli import main
-
-    rec = stream_setup.recording
     name = "amp-" + uuid.uuid4().hex[:6]
-    info = pylsl.StreamInfo(name, "EEG", 22, SF, pylsl.cf_float32, name)  # no channel metadata at all
-    outlet = pylsl.StreamOutlet(info)
-    uv = np.ascontiguousarray((np.nan_to_num(rec.data[:, :5000]) * 1e6).astype(np.float32).T)
+    outlet = pylsl.StreamOutlet(pylsl.StreamInfo(name, "EEG", 22, SF, pylsl.cf_float32, name))
+    uv = np.ascontiguousarray((np.nan_to_num(rec.data[:, :n_samples]) * 1e6).astype(np.float32).T)
 
     def amplifier():
         if outlet.wait_for_consumers(30):
@@ -266,6 +266,16 @@ def test_run_units_option_declares_an_undeclared_amplifier(stream_setup, tmp_pat
                 outlet.push_chunk(uv[a:a + 25], t0 + (a + 24) / SF, True)
 
     threading.Thread(target=amplifier, daemon=True).start()
+    return name, outlet
+
+
+def test_run_units_option_declares_an_undeclared_amplifier(stream_setup, tmp_path):
+    """The README's command for an amplifier app that sends µV without channel units."""
+    import json
+
+    from bcistream.cli import main
+
+    name, _outlet = _undeclared_amplifier(stream_setup.recording, 5000)
     out = tmp_path / "decisions.jsonl"
     model = str(stream_setup.model_dir)
     code = main(["run", "--from", f"lsl:{name}", "--units", "microvolts", "--model", model,
@@ -280,25 +290,9 @@ def test_run_units_option_declares_an_undeclared_amplifier(stream_setup, tmp_pat
 
 def test_run_of_a_refused_stream_fails_instead_of_ending_quietly(stream_setup, capsys, caplog):
     """µV without any declared unit: refused with the fix named, and the run exits 2, not 0."""
-    import threading
-
-    import pylsl
-
     from bcistream.cli import main
 
-    rec = stream_setup.recording
-    name = "amp-" + uuid.uuid4().hex[:6]
-    info = pylsl.StreamInfo(name, "EEG", 22, SF, pylsl.cf_float32, name)
-    outlet = pylsl.StreamOutlet(info)
-    uv = np.ascontiguousarray((np.nan_to_num(rec.data[:, :2500]) * 1e6).astype(np.float32).T)
-
-    def amplifier():
-        if outlet.wait_for_consumers(30):
-            t0 = pylsl.local_clock()
-            for a in range(0, len(uv), 25):
-                outlet.push_chunk(uv[a:a + 25], t0 + (a + 24) / SF, True)
-
-    threading.Thread(target=amplifier, daemon=True).start()
+    name, _outlet = _undeclared_amplifier(stream_setup.recording, 2500)
     code = main(["run", "--from", f"lsl:{name}", "--model", str(stream_setup.model_dir), "--no-view",
                  "--resolve-timeout", "20", "--idle-exit", "2", "--duration", "60"])
     err = capsys.readouterr().err
