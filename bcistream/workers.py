@@ -30,6 +30,7 @@ from typing import Any
 
 from bcistream.errors import BcistreamError
 from bcistream.realtime.events import EventQueue
+from bcistream.realtime.loop import publish
 
 __all__ = ["WorkerError", "WorkerPool", "WorkerSpec", "default_workers", "shard"]
 
@@ -267,12 +268,7 @@ class WorkerPool:
         written = 0
         while not stop.is_set():
             decisions = self.poll(poll_timeout)
-            if decisions:
-                for sink in sinks:
-                    sink.write(decisions)
-                for sink in sinks:
-                    sink.flush()
-                written += len(decisions)
+            written += publish(sinks, decisions)
             events = monitor.tick(self) if monitor is not None else []
             if metrics is not None:
                 metrics.observe(self, decisions, events)

@@ -11,7 +11,21 @@ from bcistream.realtime.monitor import RunMonitor
 from bcistream.realtime.protocols import Sink, Source
 from bcistream.realtime.records import Decision
 
-__all__ = ["run_loop"]
+__all__ = ["publish", "run_loop"]
+
+
+def publish(sinks: Sequence[Sink], decisions: Sequence[Decision]) -> int:
+    """Write ``decisions`` to every sink, then flush every sink (before the source commits).
+
+    Returns the number of decisions published (0 when there were none: no sink is touched).
+    """
+    if not decisions:
+        return 0
+    for sink in sinks:
+        sink.write(decisions)
+    for sink in sinks:
+        sink.flush()
+    return len(decisions)
 
 
 def run_loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading.Event,
@@ -69,12 +83,7 @@ def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading
                 if monitor is not None:
                     monitor.batch(batch)
                 decisions = engine.process(batch)
-                if decisions:
-                    for sink in sinks:
-                        sink.write(decisions)
-                    for sink in sinks:
-                        sink.flush()
-                    written += len(decisions)
+                written += publish(sinks, decisions)
             if batch.chunks or batch.markers or (point and point != last_point):
                 source.commit(point)
                 last_point = point
