@@ -169,7 +169,7 @@ def lsl_latency(pipe, seconds: float = 25.0) -> dict:
             "split_ms": sink.split()}
 
 
-def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float = 1.5,
+def lsl_capacity(pipe, budget_s: float = 480.0, first: int = 1000, growth: float = 1.25,
                  top: int = 8000) -> dict:
     """Streams one pinned engine keeps up with, searched upward to failure (`benchmarks.lsl_probe`)."""
     from benchmarks.lsl_probe import capacity
@@ -179,6 +179,25 @@ def lsl_capacity(pipe, budget_s: float = 300.0, first: int = 1000, growth: float
                       "--chunk", "25", "--progress", str(progress))
 
     return capacity(pipe, start, first=first, growth=growth, top=top, budget_s=budget_s)
+
+
+def lsl_machine_capacity(pipe, workers: int = 2, budget_s: float = 480.0, first: int = 1000,
+                         growth: float = 1.25, top: int = 8000) -> dict:
+    """Streams the machine decodes with ``workers`` engine processes (as ``run --workers``), the
+    outlets on the same cores: `benchmarks.lsl_probe.capacity` with `lsl_scaling.pool_keeps_up`."""
+    from benchmarks.lsl_probe import capacity
+    from benchmarks.lsl_scaling import pool_keeps_up
+
+    def start(offset: int, n: int, progress: Path):
+        return _child("lsl-push", "--n", str(n), "--offset", str(offset), "--prefix", "cap",
+                      "--chunk", "25", "--progress", str(progress))
+
+    def probe(names, progress):
+        return pool_keeps_up(pipe, names, progress, workers)
+
+    with _all_cores():
+        return capacity(pipe, start, first=first, growth=growth, top=top, budget_s=budget_s,
+                        probe=probe, processes=workers)
 
 
 def lsl_workers_scaling(pipe, n: int = 500, seconds: float = 8.0) -> dict:
@@ -413,14 +432,21 @@ def run() -> list[dict]:
                      "decision outlet, p99 (samples pushed one by one at 250 Hz, hop 0.1 s)",
                      round(lat["p99"], 3), "ms", 5.0, "low", p50=round(lat["p50"], 3), decisions=lat["n"],
                      split_ms=lat["split_ms"]))
-    cap = lsl_capacity(pipe, first=500, growth=2.0, top=2000)
+    cap = lsl_capacity(pipe, first=1000, growth=1.25, top=4000)
     last = next((p for p in reversed(cap["probes"]) if "stage_share" in p), {})
     rows.append(_row("lsl_streams_per_engine", "LSL streams (22 ch, 250 Hz, 25-sample chunks, 4 "
                      "decisions/s each) one engine process on one core keeps up with (largest passing "
-                     "probe; failed_at: the next probe, which failed)", cap["ceiling"], "streams",
+                     "probe; limited_by: why the search stopped)", cap["ceiling"], "streams",
                      2000, "high", baseline=30, failed_at=cap["failed_at"], measured=cap["measured"],
+                     limited_by=cap["limited_by"],
                      stage_us_per_chunk=last.get("stage_us_per_chunk"),
                      stage_share=last.get("stage_share"), probes=cap["probes"]))
+    mach = lsl_machine_capacity(pipe, workers=2, first=1000, growth=1.25, top=4000)
+    rows.append(_row("lsl_streams_per_machine", "LSL streams the whole machine decodes with 2 engine "
+                     "workers (`run --workers 2`) while the simulated amplifiers' outlets run on the "
+                     "same cores (largest passing probe; limited_by: why the search stopped)",
+                     mach["ceiling"], "streams", None, "high", failed_at=mach["failed_at"],
+                     measured=mach["measured"], limited_by=mach["limited_by"], probes=mach["probes"]))
     scale = lsl_workers_scaling(pipe)
     rows.append(_row("lsl_workers_scaling", "LSL: 1 -> 2 engine workers on the same 500 streams, "
                      "load of one worker / largest load of two (2 = perfect; loads from CPU time)",
@@ -472,9 +498,9 @@ if __name__ == "__main__":
     parser.add_argument("--realtime", action="store_true")
     parser.add_argument("--progress")
     parser.add_argument("--offset", type=int, default=0)
-    parser.add_argument("--budget", type=float, default=300.0)
+    parser.add_argument("--budget", type=float, default=480.0)
     parser.add_argument("--first", type=int, default=1000)
-    parser.add_argument("--growth", type=float, default=1.5)
+    parser.add_argument("--growth", type=float, default=1.25)
     parser.add_argument("--top", type=int, default=8000)
     a = parser.parse_args()
     if a.cmd == "lsl-push":
@@ -496,6 +522,14 @@ if __name__ == "__main__":
             os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
         print(json.dumps(lsl_capacity(fitted_pipeline(n_trials_per_class=12)[0], a.budget, a.first,
                                       a.growth, a.top), indent=1))
+    elif a.cmd == "lsl-machine":  # the 2-worker probe alone
+        import json
+
+        from benchmarks.bench_engine import fitted_pipeline
+
+        _lsl_env()
+        print(json.dumps(lsl_machine_capacity(fitted_pipeline(n_trials_per_class=12)[0], 2, a.budget,
+                                              a.first, a.growth, a.top), indent=1))
     elif a.cmd == "kafka-push":
         kafka_push(a.bootstrap, a.topic, a.streams, a.chunks, a.realtime)
     else:

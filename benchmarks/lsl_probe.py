@@ -7,14 +7,16 @@ and writes how many rounds it has pushed, so a probe only counts when the pusher
 
 A probe passes when the engine stays current (lag p99 < 0.5 s), ingests ≥ 90 % of real time and
 makes ≥ 90 % of the expected hop decisions. The search goes up by ``growth`` until a probe fails
-(the ceiling lies between the last pass and that failure) or the time budget runs out (then the
-last pass is a floor, and the row says so). Each probe splits the loop's wall time into stages:
+(the ceiling lies between the last pass and that failure), the process cannot open more inlets
+(its open-files limit: then the last step is exactly that many streams), or the time budget runs
+out (then the last pass is a floor, and the row says so). Each probe splits the loop's wall time into stages:
 ``pull`` (liblsl → buffers), ``convert`` (buffers → chunks: clock correction, re-order, volts),
 ``engine`` (`Engine.process`), ``publish`` (sink write + flush) and ``idle`` (waiting for data).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -106,6 +108,8 @@ def keeps_up(pipe, names: list[str], progress: list[Path], measure_s: float = 4.
     split["idle"] = max(took - sum(split.values()), 0.0)
     polls = src.stats.polls - polls0
     src.close()
+    del src
+    gc.collect()  # the inlets' descriptors are freed now, not when the next step needs them
     rate = samples / (len(names) * SFREQ * took)
     chunks = samples / CHUNK
     return {"streams": len(names), "ingest_vs_realtime": round(rate, 3),
@@ -129,47 +133,76 @@ def _threads(procs) -> int:
     return total
 
 
-def capacity(pipe, start_pusher, first: int = 1000, growth: float = 1.5, top: int = 8000,
-             budget_s: float = 300.0, max_threads: int | None = None) -> dict:
-    """Search upward until a probe fails, ``budget_s`` runs out, or the next step would need more
-    than ``max_threads`` threads (default 2 500 per core): a probe must not freeze the machine.
+def capacity(pipe, start_pusher, first: int = 1000, growth: float = 1.25, top: int = 8000,
+             budget_s: float = 480.0, max_threads: int | None = None, probe=None,
+             processes: int = 1) -> dict:
+    """Search upward until a probe fails or a limit of the process or machine is reached.
+
+    Limits (``limited_by``): ``"cpu"`` (a probe failed: the engine fell behind), ``"open files"``
+    (the next step needs more inlets than this process's hard ``RLIMIT_NOFILE`` holds at 12
+    descriptors per liblsl inlet: the last step is then that many inlets, a real ceiling of one
+    process here), ``"pushers"`` (the simulated amplifiers fell behind: not the engine's limit),
+    ``"threads"`` (the next step would need more than ``max_threads``, default 6 000 per core),
+    ``"top"`` and ``"time budget"``. ``measured`` is True for the first two.
 
     ``start_pusher(offset, n, progress_path)`` starts a child pushing ``n`` more outlets named
-    ``cap-{offset}`` ... and returns its process (stopped here).
+    ``cap-{offset}`` ... and returns its process (stopped here). ``probe(names, progress)`` runs
+    one step (default `keeps_up` in this process); ``processes`` engine processes share the
+    streams (the open-files ceiling is per process).
     """
+    from bcistream.streamer.lsl_limits import OpenFilesError, max_inlets, open_files
+
     started = time.monotonic()
     if max_threads is None:
-        max_threads = 2500 * (os.cpu_count() or 1)
+        max_threads = 6000 * (os.cpu_count() or 1)
+    # Inlets this process may still open (its own descriptors in use now are not free).
+    fd_cap = int(min(processes * (max_inlets() - open_files() / 12), 1e9))
+    cap = min(fd_cap, top)
+    if probe is None:
+        def probe(names, progress):
+            return keeps_up(pipe, names, progress)
     folder = Path(tempfile.mkdtemp(prefix="bench-push-"))
-    procs, progress, probes, best, failed, n_out = [], [], [], 0, None, 0
-    n = first
+    procs, progress, probes, best, limited, n_out = [], [], [], 0, None, 0
+    n = min(first, cap)
     try:
-        while n <= top:
+        while True:
             if time.monotonic() - started > budget_s:
                 probes.append({"streams": n, "skipped": "time budget"})
+                limited = "time budget"
                 break
             projected = _threads(procs) / max(n_out, 1) * n
             if n_out and projected > max_threads:
-                # Each stream costs ~5 liblsl threads (outlet + inlet side); at 2 000 streams on
-                # 2 cores that drove the load average to ~700 and froze the machine for everyone.
                 probes.append({"streams": n, "skipped": f"would need ~{projected:.0f} threads "
                                                         f"(limit {max_threads}) on this machine"})
+                limited = "threads"
                 break
             path = folder / f"rounds-{n_out}"
             procs.append(start_pusher(n_out, n - n_out, path))
             progress.append(path)
             n_out = n
-            res = keeps_up(pipe, [f"cap-{i}" for i in range(n)], progress)
+            try:
+                res = probe([f"cap-{i}" for i in range(n)], progress)
+            except OpenFilesError as exc:
+                probes.append({"streams": n, "skipped": str(exc)})
+                limited = "open files"
+                break
             probes.append(res)
             _say(f"result {res}")
             if res["pusher_vs_realtime"] < 0.9:
                 res["ok"], res["note"] = None, "the pushers fell behind: not the engine's limit"
+                limited = "pushers"
                 break
             if not res["ok"]:
-                failed = n
+                limited = "cpu"
                 break
             best = n
-            n = max(n + 1, int(round(n * growth / 250) * 250))
+            if n >= cap:
+                limited = "open files" if cap == fd_cap else "top"
+                probes.append({"streams": int(round(n * growth)), "skipped": (
+                    f"{processes} process(es) may hold {fd_cap} liblsl inlets (hard open-files "
+                    f"limit {_hard_limit()}, 12 per inlet)" if cap == fd_cap else f"top={top}")})
+                break
+            n = min(max(n + 1, int(round(n * growth / 250) * 250)), cap)
     finally:
         for proc in procs:
             proc.terminate()
@@ -178,5 +211,14 @@ def capacity(pipe, start_pusher, first: int = 1000, growth: float = 1.5, top: in
                 proc.wait(20)
             except Exception:  # noqa: BLE001 - a stuck pusher is killed
                 proc.kill()
-    return {"ceiling": best, "failed_at": failed, "measured": failed is not None, "probes": probes,
+    failed = next((p["streams"] for p in probes if p.get("ok") is False), None)
+    return {"ceiling": best, "failed_at": failed, "limited_by": limited,
+            "measured": limited in ("cpu", "open files"), "probes": probes,
             "seconds": round(time.monotonic() - started, 1)}
+
+
+def _hard_limit() -> str:
+    from bcistream.streamer.lsl_limits import files_limit
+
+    lim = files_limit()
+    return "none" if lim is None else f"{lim[1]:.0f}"

@@ -14,6 +14,7 @@ from typing import Any
 
 from bcistream.errors import BcistreamError
 from bcistream.live.config import LiveConfig
+from bcistream.live.plan import plan_workers, split_named, split_source
 from bcistream.live.stats import LiveStats
 from bcistream.realtime.protocols import Sink, Source
 from bcistream.realtime.records import Decision
@@ -159,7 +160,7 @@ class LiveSystem:
         if self._source_obj is None:
             src_kind, src_value = split_source(cfg.source)
         for spec in cfg.sinks:
-            _split(spec, SINK_KINDS, "sinks")
+            split_named(spec, SINK_KINDS, "sinks")
         n_workers = 1 if self._source_obj is not None else plan_workers(cfg)
         self._opened = True
         try:
@@ -359,43 +360,6 @@ class LiveSystem:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _split(spec: str, kinds: tuple[str, ...], what: str) -> tuple[str, str]:
-    from bcistream.streamer.endpoints import split_spec
-
-    try:
-        return split_spec(spec, kinds)
-    except BcistreamError as exc:
-        raise BcistreamError(f"{what}: {exc}") from None
-
-
-def split_source(spec: str) -> tuple[str, str]:
-    """``"lsl:a,b"`` → ``("lsl", "a,b")``; raises `BcistreamError` naming ``source``."""
-    return _split(spec, ("lsl", "kafka"), "source")
-
-
-def plan_workers(config: LiveConfig) -> int:
-    """How many engine processes ``config`` asks for (`LiveConfig.workers`; see there).
-
-    Raises
-    ------
-    BcistreamError
-        ``workers > 1`` with ``record``, ``poll_interval`` or a remote ``classifier``.
-    """
-    kind, value = split_source(config.source)
-    n_streams = len([v for v in value.split(",") if v]) if kind == "lsl" else None
-    single = config.record or config.poll_interval is not None or config.classifier != "local"
-    if config.workers is None:
-        if single or n_streams is None:
-            return 1
-        from bcistream.workers import default_workers
-
-        return min(default_workers(), n_streams)
-    if config.workers > 1 and single:
-        raise BcistreamError("workers > 1 cannot be combined with record, poll_interval or a remote "
-                             "classifier (they need one engine process); use workers=1")
-    return config.workers if n_streams is None else min(config.workers, n_streams)
 
 
 def _pool(config: LiveConfig, n: int, common: dict[str, Any], say: Callable[[str], None]) -> Any:

@@ -1,0 +1,69 @@
+"""How a `LiveConfig` maps onto processes: the source's kind and how many engine workers."""
+
+from __future__ import annotations
+
+import math
+
+from bcistream.errors import BcistreamError
+from bcistream.live.config import LiveConfig
+
+__all__ = ["plan_workers", "split_named", "split_source"]
+
+
+def split_named(spec: str, kinds: tuple[str, ...], what: str) -> tuple[str, str]:
+    """`split_spec` whose errors name the option ``what`` (``source``, ``sinks``)."""
+    from bcistream.streamer.endpoints import split_spec
+
+    try:
+        return split_spec(spec, kinds)
+    except BcistreamError as exc:
+        raise BcistreamError(f"{what}: {exc}") from None
+
+
+def split_source(spec: str) -> tuple[str, str]:
+    """``"lsl:a,b"`` → ``("lsl", "a,b")``; raises `BcistreamError` naming ``source``."""
+    return split_named(spec, ("lsl", "kafka"), "source")
+
+
+def plan_workers(config: LiveConfig) -> int:
+    """How many engine processes ``config`` asks for (`LiveConfig.workers`; see there).
+
+    Raises
+    ------
+    BcistreamError
+        ``workers > 1`` with ``record``, ``poll_interval`` or a remote ``classifier``.
+    OpenFilesError
+        ``workers`` puts more LSL streams in one process than its open-files limit holds. With
+        ``workers`` unset, enough workers are planned for every process's inlets to fit.
+    """
+    kind, value = split_source(config.source)
+    n_streams = len([v for v in value.split(",") if v]) if kind == "lsl" else None
+    single = config.record or config.poll_interval is not None or config.classifier != "local"
+    if config.workers is None:
+        if single or n_streams is None:
+            return 1
+        from bcistream.workers import default_workers
+
+        # Enough processes for their inlets (EEG + cue streams) to fit the open-files limit.
+        return min(max(default_workers(), _workers_for_files(2 * n_streams)), n_streams)
+    if config.workers > 1 and single:
+        raise BcistreamError("workers > 1 cannot be combined with record, poll_interval or a remote "
+                             "classifier (they need one engine process); use workers=1")
+    if n_streams is None:
+        return config.workers
+    n = min(config.workers, n_streams)
+    if _workers_for_files(n_streams) > n:
+        from bcistream.streamer.lsl_limits import OpenFilesError, max_inlets
+
+        raise OpenFilesError(f"workers={n} puts up to {math.ceil(n_streams / n)} LSL streams in one "
+                             f"process but one process may hold {max_inlets():.0f} inlets here "
+                             f"(`ulimit -Hn`, 12 files per inlet); use workers >= "
+                             f"{_workers_for_files(n_streams)} or raise the hard limit")
+    return n
+
+
+def _workers_for_files(n_inlets: int) -> int:
+    from bcistream.streamer.lsl_limits import max_inlets
+
+    per = max_inlets()
+    return 1 if math.isinf(per) or per <= 0 else math.ceil(n_inlets / per)
