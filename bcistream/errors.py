@@ -13,3 +13,62 @@ class ProfileError(BcistreamError):
 
 class DataError(BcistreamError):
     """A recording cannot be read or does not fit the profile."""
+
+
+class ParameterError(BcistreamError, ValueError):
+    """A parameter or option value is not allowed: the message names it, the value given and what
+    is allowed (one line per problem). A ``ValueError`` too, as scikit-learn and pydantic use."""
+
+
+#: pydantic error type -> our phrase (``{ge}`` etc. come from the error's context).
+_PHRASES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
+    "literal_error": "must be {expected}",
+    "enum": "must be {expected}",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "too_short": "must have at least {min_length} item(s)",
+}
+
+
+def validation_problems(errors: list[dict]) -> list[tuple[str, str]]:
+    """pydantic's ``ValidationError.errors()`` as ``(field, "must be >= 1, got 0")`` pairs.
+
+    ``field`` is the dotted location (``""`` for a whole-model rule). A validator's own
+    ``ValueError`` text is kept, minus pydantic's ``"Value error, "`` prefix and a leading field
+    name (so the caller can name the field in its own words: ``workers`` or ``--workers``).
+    """
+    out = []
+    for err in errors:
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        kind = str(err.get("type", ""))
+        template = _PHRASES.get(kind)
+        if template is not None:
+            try:
+                text = template.format(**(err.get("ctx") or {}))
+            except (KeyError, IndexError):
+                text = str(err.get("msg", kind))
+        else:
+            text = str(err.get("msg", kind)).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if field and text.startswith(field + " "):
+                text = text[len(field) + 1:]
+            text = text[:1].lower() + text[1:] if not text[:2].isupper() else text
+        value = err.get("input")
+        if kind != "missing" and not isinstance(value, dict) and "got " not in text:
+            text += f", got {value!r}"
+        out.append((field, text))
+    return out

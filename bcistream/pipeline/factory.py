@@ -14,6 +14,7 @@ from bcistream.data.profiles import Profile, load_profile
 from bcistream.errors import ProfileError
 from bcistream.pipeline.csp import CSP
 from bcistream.pipeline.filter import CausalBandpass
+from bcistream.pipeline.params import check_params
 
 __all__ = ["DEFAULT_PARAMS", "csp_filters", "default_n_components", "make_pipeline", "pipeline_band",
            "pipeline_profile", "power_to_features", "profile_from"]
@@ -149,7 +150,7 @@ def make_pipeline(
     order : int
         Butterworth order.
     calibration_folds : int
-        Folds of the sigmoid calibration that turns SVM scores into class probabilities.
+        Folds (2..20) of the sigmoid calibration that turns SVM scores into class probabilities.
 
     Returns
     -------
@@ -162,8 +163,12 @@ def make_pipeline(
 
     Raises
     ------
+    ParameterError
+        A value not allowed (`bcistream.pipeline.params.PARAMS`: ``C > 0``, ``kernel`` linear or
+        rbf, ``n_components`` in ``1..n_channels``, band edges below Nyquist and in order, ...),
+        named with the value given, before scikit-learn sees it.
     ProfileError
-        ``n_components`` outside ``1..n_channels``; ``info`` with ``sfreq``/``ch_names``.
+        ``info`` with ``sfreq``/``ch_names``, or a profile that cannot be made.
 
     Examples
     --------
@@ -178,11 +183,9 @@ def make_pipeline(
         prof = load_profile(profile)
     if n_components is None:
         n_components = default_n_components(prof.n_channels)
-    if not 1 <= int(n_components) <= prof.n_channels:
-        raise ProfileError(
-            f"n_components={n_components} is out of range: profile '{prof.name}' has "
-            f"{prof.n_channels} channels, so 1 <= n_components <= {prof.n_channels}"
-        )
+    check_params({"n_components": n_components, "log": log, "reg": reg, "C": C, "kernel": kernel,
+                  "gamma": gamma, "l_freq": l_freq, "h_freq": h_freq, "order": order,
+                  "calibration_folds": calibration_folds}, prof, "make_pipeline")
     return Pipeline(
         [
             ("filter", CausalBandpass(prof.to_dict(), l_freq=l_freq, h_freq=h_freq, order=order)),
