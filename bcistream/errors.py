@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 
 class BcistreamError(Exception):
     """A user-facing error: its message names the file or parameter and what was expected."""
@@ -18,6 +21,30 @@ class DataError(BcistreamError):
 class ParameterError(BcistreamError, ValueError):
     """A parameter or option value is not allowed: the message names it, the value given and what
     is allowed (one line per problem). A ``ValueError`` too, as scikit-learn and pydantic use."""
+
+
+class ConfigError(ParameterError):
+    """A typed configuration (`bcistream.live.LiveConfig`, ...) refused its fields.
+
+    Attributes
+    ----------
+    owner : str
+        The class refusing them (``"LiveConfig"``).
+    problems : list of (str, str)
+        ``(field, what is wrong)``, e.g. ``("workers", "must be >= 1, got 0")``; the message has one
+        line per problem (``LiveConfig: workers must be >= 1, got 0``).
+    """
+
+    def __init__(self, owner: str, problems: list[tuple[str, str]]) -> None:
+        self.owner = owner
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{owner}: {field} {text}" if field else f"{owner}: {text}"
+                                   for field, text in self.problems))
+
+    @classmethod
+    def from_validation(cls, owner: str, exc: Exception) -> ConfigError:
+        """From a pydantic ``ValidationError`` (anything with ``errors()``)."""
+        return cls(owner, validation_problems(exc.errors()))  # type: ignore[attr-defined]
 
 
 #: pydantic error type -> our phrase (``{ge}`` etc. come from the error's context).
@@ -45,12 +72,13 @@ _PHRASES = {
 }
 
 
-def validation_problems(errors: list[dict]) -> list[tuple[str, str]]:
+def validation_problems(errors: list[dict], show: Callable[[Any], str] = repr) -> list[tuple[str, str]]:
     """pydantic's ``ValidationError.errors()`` as ``(field, "must be >= 1, got 0")`` pairs.
 
     ``field`` is the dotted location (``""`` for a whole-model rule). A validator's own
     ``ValueError`` text is kept, minus pydantic's ``"Value error, "`` prefix and a leading field
     name (so the caller can name the field in its own words: ``workers`` or ``--workers``).
+    ``show`` formats the value given (``repr`` for Python values, ``str`` for command-line text).
     """
     out = []
     for err in errors:
@@ -59,16 +87,16 @@ def validation_problems(errors: list[dict]) -> list[tuple[str, str]]:
         template = _PHRASES.get(kind)
         if template is not None:
             try:
-                text = template.format(**(err.get("ctx") or {}))
+                ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in (err.get("ctx") or {}).items()}
+                text = template.format(**ctx)
             except (KeyError, IndexError):
                 text = str(err.get("msg", kind))
         else:
             text = str(err.get("msg", kind)).removeprefix("Value error, ").removeprefix("Assertion failed, ")
             if field and text.startswith(field + " "):
                 text = text[len(field) + 1:]
-            text = text[:1].lower() + text[1:] if not text[:2].isupper() else text
         value = err.get("input")
-        if kind != "missing" and not isinstance(value, dict) and "got " not in text:
-            text += f", got {value!r}"
+        if kind not in ("missing", "extra_forbidden") and not isinstance(value, dict) and "got " not in text:
+            text += f", got {show(value)}"
         out.append((field, text))
     return out

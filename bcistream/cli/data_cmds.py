@@ -35,7 +35,7 @@ def synth(
     from bcistream.data.synth import write_dataset
 
     if fmt.lower() not in ("fif", "edf"):
-        raise BcistreamError(f"--format must be 'fif' or 'edf', got '{fmt}'")
+        raise BcistreamError(f"--format: must be 'fif' or 'edf', got '{fmt}'")
     with progress_bar("synthesizing", total=subjects * 2) as advance:
         paths = write_dataset(out, subjects=subjects, seed=seed, fmt=fmt, progress=advance)
     console.print(f"wrote {len(paths)} files to {out}")

@@ -85,7 +85,7 @@ def demo(
     from bcistream.training.train import model_name_for
 
     if transport not in ("lsl", "kafka"):
-        raise BcistreamError(f"--transport must be lsl or kafka, got {transport!r}")
+        raise BcistreamError(f"--transport: must be lsl or kafka, got {transport!r}")
     cfg = settings()
     cfg.home.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -188,7 +188,7 @@ def submit(
 ) -> None:
     """Submit `bcistream KIND ARGS` as a Job and wait for it (in-cluster or kubeconfig credentials)."""
     if timeout is not None and timeout <= 0:
-        raise BcistreamError(f"--timeout must be positive, got {timeout:g}")
+        raise BcistreamError(f"--timeout: must be positive, got {timeout:g}")
     run_on_k8s(kind, args, namespace=namespace, dry_run=False, overlay=overlay, image=image,
                template=template, name=job_name, parallelism=parallelism, replace_args=replace_args,
                logs=logs, wait=not no_wait,

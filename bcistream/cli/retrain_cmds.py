@@ -28,7 +28,7 @@ def parse_every(text: str) -> float:
     """``90``, ``90s``, ``15m``, ``1h``, ``1d`` -> seconds (> 0)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
     if not m or float(m.group(1)) <= 0:
-        raise BcistreamError(f"--every must look like 90s, 15m, 1h or 1d, got '{text}'")
+        raise BcistreamError(f"--every: must look like 90s, 15m, 1h or 1d, got '{text}'")
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 
@@ -84,7 +84,7 @@ def retrain(
     if on == "k8s":
         raise typer.Exit(run_on_k8s("retrain", ctx=ctx))
     if on != "local":
-        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
+        raise BcistreamError(f"--on: must be local or k8s, got '{on}'")
     from prometheus_client import CollectorRegistry, start_http_server
 
     from bcistream.cli.stream_cmds import _stop_on_signals
@@ -99,7 +99,7 @@ def retrain(
     if subject is not None and data is None:
         raise BcistreamError("--subject needs --data (where the subject's recordings are)")
     if not 0.0 < holdout_fraction < 1.0:
-        raise BcistreamError(f"--holdout-fraction must be in (0, 1), got {holdout_fraction:g}")
+        raise BcistreamError(f"--holdout-fraction: must be in (0, 1), got {holdout_fraction:g}")
     s = settings()
     config = RetrainConfig(
         tracking_uri=s.mlflow_uri, name=name or s.model_name, store_url=store or s.store_url,

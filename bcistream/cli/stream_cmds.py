@@ -41,9 +41,9 @@ def _speed(value: str) -> float | None:
     try:
         speed = float(value)
     except ValueError:
-        raise BcistreamError(f"--speed must be a number > 0 or 'max', got {value!r}") from None
+        raise BcistreamError(f"--speed: must be a number > 0 or 'max', got {value!r}") from None
     if not speed > 0:
-        raise BcistreamError(f"--speed must be > 0 or 'max', got {value!r}")
+        raise BcistreamError(f"--speed: must be > 0 or 'max', got {value!r}")
     return speed
 
 
@@ -80,7 +80,7 @@ def replay(
         target = KafkaTarget(bootstrap or settings().kafka_bootstrap, stream, rec.sfreq, topic,
                              markers_topic, parse_kafka_opts(kafka_opt or []))
     else:
-        raise BcistreamError(f"--to must be 'lsl' or 'kafka', got {to!r}")
+        raise BcistreamError(f"--to: must be 'lsl' or 'kafka', got {to!r}")
     stop = threading.Event()
     err_console.print(f"replaying {file} as '{stream}' to {to} at "
                       f"{'max speed' if pace is None else f'{pace:g}x'} ({rec.duration:.1f} s, "
@@ -109,23 +109,16 @@ def _flag(field: str) -> str:
 
 
 def live_config(**fields: object):
-    """A `LiveConfig` from CLI values; pydantic's errors become one line naming the option."""
-    from pydantic import ValidationError
-
+    """A `LiveConfig` from CLI values; its refusals become one line naming the options
+    (``--hop: must be > 0, got 0.0; --workers: must be >= 1, got 0``)."""
+    from bcistream.errors import ConfigError
     from bcistream.live import LiveConfig
 
     try:
         return LiveConfig(**fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        flag = _flag(field)
-        if msg.startswith(field + " ") and flag == "--" + field.replace("_", "-"):
-            msg = flag + msg[len(field):]
-        elif field:
-            msg = f"{flag}: {msg}"
-        raise BcistreamError(msg) from None
+    except ConfigError as exc:
+        raise BcistreamError("; ".join(f"{_flag(field)}: {text}" if field else text
+                                       for field, text in exc.problems)) from None
 
 
 def run_with_view(system, view: bool | None) -> None:
@@ -209,7 +202,7 @@ def run(
     from bcistream.streamer.kafka_config import parse_kafka_opts
 
     if trigger not in ("hop", "cue", "both"):
-        raise BcistreamError(f"--trigger must be hop, cue or both, got {trigger!r}")
+        raise BcistreamError(f"--trigger: must be hop, cue or both, got {trigger!r}")
     if workers is not None and workers > 1 and (record or poll_interval is not None or classifier != "local"):
         raise BcistreamError("--workers > 1 cannot be combined with --record, --poll-interval or a remote "
                              "--classifier (they need one engine process); use --workers 1")

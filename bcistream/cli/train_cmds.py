@@ -107,7 +107,7 @@ def train(
     if on == "k8s":
         raise typer.Exit(run_on_k8s("train", ctx=ctx))
     if on != "local":
-        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
+        raise BcistreamError(f"--on: must be local or k8s, got '{on}'")
     from bcistream.training.params import parse_overrides, pipeline_params, resolve_params
     from bcistream.training.report import append_promotion
     from bcistream.training.tracking import wandb_mode
@@ -238,7 +238,7 @@ def tune(
     if on == "k8s":
         raise typer.Exit(run_on_k8s("tune", ctx=ctx))
     if on != "local":
-        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
+        raise BcistreamError(f"--on: must be local or k8s, got '{on}'")
     import optuna
 
     from bcistream.decoders import DECODERS
@@ -248,7 +248,7 @@ def tune(
     from bcistream.training.tuning import default_study_name, nested_cv, tune_optuna, tune_wandb
 
     if engine not in ("optuna", "wandb"):
-        raise BcistreamError(f"--engine must be 'optuna' or 'wandb', got '{engine}'")
+        raise BcistreamError(f"--engine: must be 'optuna' or 'wandb', got '{engine}'")
     if "," in subject or subject == "all":
         raise BcistreamError(f"--subject: tune searches one subject's data, got '{subject}'")
     _quiet_mlflow()
