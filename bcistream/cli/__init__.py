@@ -15,7 +15,7 @@ import sys
 import click
 import typer
 
-from bcistream.cli.app import app
+from bcistream.cli.app import app, tidy_help
 from bcistream.cli.usage import usage_line
 from bcistream.errors import BcistreamError
 
@@ -26,6 +26,7 @@ _COMMAND_MODULES = ("data_cmds", "demo_cmds", "stream_cmds", "train_cmds", "retr
                     "k8s_cmds")
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"bcistream.cli.{_module}")
+tidy_help()  # plain-text help for every command just registered
 
 
 def _setup_logging() -> None:

@@ -73,7 +73,8 @@ def demo(
                                                                      "and session.")] = 72,
     view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Pipeline parameter key=value for training, e.g. decoder=ts-lr.")] = None,
+        "--set", metavar="KEY=VALUE",
+                 help="Pipeline parameter key=value for training, e.g. decoder=ts-lr.")] = None,
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report

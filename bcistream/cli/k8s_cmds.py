@@ -147,7 +147,8 @@ def run_on_k8s(
 
 
 KindArg = Annotated[str, typer.Argument(help="train, tune or retrain.")]
-ArgsArg = Annotated[list[str] | None, typer.Argument(help="Arguments of the command, after `--`.")]
+ArgsArg = Annotated[list[str] | None, typer.Argument(metavar="ARGS",
+                                                     help="Arguments of the command, after --.")]
 TemplateOption = Annotated[Path | None, typer.Option(help="YAML rendered from your own overlay.")]
 NameOption = Annotated[str | None, typer.Option("--name", help="Job name (default: generated).")]
 ParallelismOption = Annotated[int | None, typer.Option(help="tune: number of parallel workers.")]

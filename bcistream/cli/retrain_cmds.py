@@ -50,7 +50,8 @@ def retrain(
     every: Annotated[str | None, typer.Option(help="Run on a schedule (90s, 15m, 1h) until stopped.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Base data: a 2a folder, BIDS tree, gs:// or "
                                                             "moabb:NAME (with --subject).")] = None,
-    train: Annotated[list[str] | None, typer.Option("--train", help="Base data as files or globs (runs "
+    train: Annotated[list[str] | None, typer.Option("--train", metavar="FILE",
+                                                               help="Base data as files or globs (runs "
                                                                     "joined), or sessions (ses-T).")] = None,
     subject: Annotated[str | None, typer.Option(help="Subject whose training data is base data.")] = None,
     allow_warnings: Annotated[bool, typer.Option("--allow-warnings", help="Read files their reader "
@@ -60,7 +61,8 @@ def retrain(
     name: Annotated[str | None, typer.Option("--name", help="Registered model name (default: settings).")
                     ] = None,
     profile: Annotated[str | None, typer.Option(help="Profile of the base data.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Pipeline parameter key=value.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                   help="Pipeline parameter key=value.")] = None,
     margin: Annotated[float, typer.Option(min=0.0, help="Challenger must beat the champion by this.")] = 0.02,
     min_heldout: Annotated[int, typer.Option(min=1, help="Fewest held-out trials to judge on.")] = 20,
     metric: Annotated[str, typer.Option(help="accuracy or kappa.")] = "accuracy",

@@ -61,7 +61,8 @@ def replay(
     chunk: Annotated[int, typer.Option(min=1, help="Samples per chunk.")] = 10,
     profile: Annotated[str | None, typer.Option(help="Profile name or TOML file.")] = None,
     wait_consumer: Annotated[float, typer.Option(help="LSL: seconds to wait for an inlet first.")] = 0.0,
-    kafka_opt: Annotated[list[str] | None, typer.Option(help="Kafka client setting key=value.")] = None,
+    kafka_opt: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE",
+                                                        help="Kafka client setting key=value.")] = None,
 ) -> None:
     """Play a recording as a live EEG stream plus a marker stream of its cues (LSL or Kafka)."""
     from bcistream.data.loader import load_recording
@@ -154,8 +155,8 @@ def run_with_view(system, view: bool | None) -> None:
 def run(
     source: Annotated[str, typer.Option("--from", help="lsl:NAME[,NAME...] or kafka:TOPIC.")],
     model: Annotated[str, typer.Option(help="models:/NAME@ALIAS, models:/NAME/N or a model folder.")],
-    to: Annotated[list[str] | None, typer.Option(help="stdout | jsonl:PATH | lsl:NAME | kafka:TOPIC "
-                                                      "(repeatable).")] = None,
+    to: Annotated[list[str] | None, typer.Option(metavar="SINK", help="stdout | jsonl:PATH | lsl:NAME | "
+                                                      "kafka:TOPIC (repeatable).")] = None,
     trigger: Annotated[str, typer.Option(help="hop, cue or both.")] = "both",
     hop: Annotated[float, typer.Option(help="Seconds between sliding-window decisions.")] = 0.25,
     classifier: Annotated[str, typer.Option(help="'local' or the URL of the bcistream service.")] = "local",
@@ -166,7 +167,8 @@ def run(
     markers_topic: Annotated[str, typer.Option(help="Kafka topic of cue markers ('' for none).")] = (
         "eeg.markers"),
     dead_letter_topic: Annotated[str, typer.Option(help="Kafka dead-letter topic.")] = "eeg.dead-letter",
-    kafka_opt: Annotated[list[str] | None, typer.Option(help="Kafka client setting key=value.")] = None,
+    kafka_opt: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE",
+                                                        help="Kafka client setting key=value.")] = None,
     resolve_timeout: Annotated[float, typer.Option(help="LSL: seconds to find each stream.")] = 5.0,
     skip_backlog: Annotated[bool, typer.Option(help="LSL: drop data buffered before connecting.")] = False,
     units: Annotated[str | None, typer.Option(help="Unit of streams that declare none (no LSL channel "

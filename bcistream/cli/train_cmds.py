@@ -40,7 +40,8 @@ def _quiet_mlflow() -> None:
 
 NameOpt = Annotated[str | None, typer.Option(
     "--name", help="Base of registered names: each model is NAME-LABEL, e.g. bcistream-A01.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Pipeline parameter key=value.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                  help="Pipeline parameter key=value.")]
 MarginOpt = Annotated[float, typer.Option(min=0.0, help="Challenger must beat the champion by this much.")]
 MinTrialsOpt = Annotated[int, typer.Option(min=1, help="Fewest held-out trials to compare on.")]
 MetricOpt = Annotated[str, typer.Option(help="accuracy or kappa.")]
@@ -199,8 +200,8 @@ def tune(
     data: DataOpt = None,
     train_files: TrainOpt = None,
     test_files: Annotated[list[str] | None, typer.Option(
-        "--test", help="Test recordings of the later `train` (never searched on; repeated in the "
-                       "printed next: command).")] = None,
+        "--test", metavar="FILE", help="Test recordings of the later train (never searched on; repeated "
+                                       "in the printed next: command).")] = None,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trials to add to the study.")] = 20,
     subject: Annotated[str, typer.Option(help="The one subject whose training data is searched.")] = "1",
     engine: Annotated[str, typer.Option(help="optuna (default) or wandb (sweeps; online only).")] = "optuna",
