@@ -61,12 +61,16 @@ def _profile(spec, profile: str | None, s):
     return data_profile(spec, profile if (profile or moabb) else s.profile)
 
 
-def _promote_and_print(heldout, *, tracking_uri: str, name: str, margin: float, min_trials: int,
-                       metric: str, challenger: str | None = None):
+def _promote(heldout, *, tracking_uri: str, name: str, margin: float, min_trials: int, metric: str,
+             challenger: str | None = None):
     from bcistream.training.promotion import PromotionPolicy, promote
 
-    decision = promote(heldout, tracking_uri=tracking_uri, name=name, challenger=challenger,
-                       policy=PromotionPolicy(margin=margin, min_trials=min_trials, metric=metric))
+    return promote(heldout, tracking_uri=tracking_uri, name=name, challenger=challenger,
+                   policy=PromotionPolicy(margin=margin, min_trials=min_trials, metric=metric))
+
+
+def _promote_and_print(heldout, **kwargs):
+    decision = _promote(heldout, **kwargs)
     colour = "green" if decision.promoted else "yellow"
     console.print(f"[{colour}]{decision.summary()}[/{colour}]")
     return decision
@@ -129,31 +133,38 @@ def train(
     n_models = 1 if pooled else len(loaded)
     with progress_bar("training", total=n_models) as advance:
         outcome = train_models(loaded, params, config, pooled=pooled, progress=advance, n_jobs=jobs)
-    table = Table("model", "registered", "T→E acc", "kappa", "CV on T", "trials T/E", "fit s",
+    # Judge first, print after: the table then says what each version IS (champion or challenger).
+    decisions: dict[str, object] = {}
+    status: dict[str, str] = {}
+    for m in outcome.models:
+        if no_promote:
+            status[m.version] = "challenger (--no-promote)"
+        elif not m.heldout:
+            status[m.version] = "challenger (no labelled test data: not judged)"
+        else:
+            decisions[m.version] = decision = _promote(
+                m.heldout, tracking_uri=config.tracking_uri, name=m.name, margin=margin,
+                min_trials=min_trials, metric=metric, challenger=m.version)
+            status[m.version] = "champion (promoted)" if decision.promoted else "challenger (not promoted)"
+    table = Table("model", "registered as", "T→E acc", "kappa", "CV on T", "trials T/E", "fit s",
                   title=f"Training run {outcome.folder.name}")
     for m in outcome.models:
         r = m.result
-        table.add_row(m.label, f"{m.name} v{m.version} (challenger)",
+        table.add_row(m.label, f"{m.name} v{m.version} {status[m.version]}",
                       "—" if r.accuracy is None else f"{r.accuracy:.3f}",
                       "—" if r.kappa is None else f"{r.kappa:.3f}",
                       f"{r.cv_mean:.3f} ± {r.cv_std:.3f}", f"{r.n_train}/{r.n_test}", f"{m.seconds:.1f}")
     console.print(table)
     for m in outcome.models:
-        console.print(f"registered {m.name} v{m.version} (challenger)", soft_wrap=True)
+        console.print(f"registered {m.name} v{m.version}: {status[m.version]}", soft_wrap=True)
+        decision = decisions.get(m.version)
+        if decision is not None:
+            colour = "green" if decision.promoted else "yellow"
+            console.print(f"[{colour}]{decision.summary()}[/{colour}]", soft_wrap=True)
+            append_promotion(outcome.report, m.label, decision.summary())
     console.print(f"report: {outcome.report}")
     if outcome.wandb_dir is not None:
         console.print(f"W&B run: {outcome.wandb_dir}")
-    if no_promote:
-        return
-    for m in outcome.models:
-        if not m.heldout:
-            console.print(f"[yellow]{m.name} v{m.version}: no labelled test session (--test), "
-                          "not promoted[/yellow]")
-            continue
-        decision = _promote_and_print(m.heldout, tracking_uri=config.tracking_uri, name=m.name,
-                                      margin=margin, min_trials=min_trials, metric=metric,
-                                      challenger=m.version)
-        append_promotion(outcome.report, m.label, decision.summary())
 
 
 @app.command()
@@ -318,7 +329,7 @@ def models(
                     ] = None,
 ) -> None:
     """Registered versions with aliases, metrics and promotion decisions (who is champion and why)."""
-    from bcistream.training.registry import client, model_versions
+    from bcistream.training.registry import client, model_versions, registered_names
 
     s = settings()
     base = name or s.model_name
@@ -326,7 +337,10 @@ def models(
     names = [base] if rows else sorted(
         m.name for m in client(s.mlflow_uri).search_registered_models(f"name LIKE '{base}-%'"))
     if not names:
-        raise BcistreamError(f"no registered model '{base}' or '{base}-LABEL' in {s.mlflow_uri}")
+        known = registered_names(s.mlflow_uri)
+        hint = f"registered models: {'; '.join(known)}" if known else "the registry is empty"
+        raise BcistreamError(f"no registered model named '{base}' or '{base}-LABEL' in {s.mlflow_uri} "
+                             f"({hint})")
     for model in names:
         _show_model(model, rows if model == base else model_versions(s.mlflow_uri, model), s.mlflow_uri)
 
@@ -334,12 +348,14 @@ def models(
 def _show_model(model: str, rows: list, uri: str) -> None:
     table = Table("version", "aliases", "created", "acc", "kappa", "CV", "decision", "why",
                   title=f"Model '{model}' ({uri})")
+    for column in table.columns:  # fold long cells onto more lines; never cut an alias or a reason
+        column.overflow = "fold"
     champion = None
     for row in rows:
         tags = row["tags"]
         if "champion" in row["aliases"]:
             champion = row
-        table.add_row(row["version"], ",".join(row["aliases"]), row["created"],
+        table.add_row(row["version"], ", ".join(row["aliases"]), row["created"],
                       tags.get("metric.accuracy", "—"), tags.get("metric.kappa", "—"),
                       tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
                       tags.get("promotion.verdict", ""))
