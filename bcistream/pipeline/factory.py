@@ -53,8 +53,10 @@ def profile_from(
     Parameters
     ----------
     info : mne.Info, optional
-        Its EEG channels (``pick_types(eeg=True)``; all channels when it has none typed EEG) and
-        ``info["sfreq"]`` become the profile's channels and rate.
+        ``info["sfreq"]`` becomes the profile's rate; its channels: those of ``base``, in its
+        order, when the Info holds them all and ``base`` is given or the Info names them as the
+        base profile's files do (its ``rename``: a 2a file; EOG channels typed ``eeg`` stay out);
+        else its EEG channels (``pick_types(eeg=True)``; all channels when none is typed EEG).
     sfreq : float, optional
         Sampling rate in Hz (instead of ``info``).
     ch_names : sequence of str, optional
@@ -79,17 +81,16 @@ def profile_from(
     if info is not None:
         if not isinstance(info, mne.Info):
             raise ProfileError(f"info must be an mne.Info, got {type(info).__name__}")
-        picks = mne.pick_types(info, eeg=True, exclude=[])
-        names = [info["ch_names"][i] for i in picks] if len(picks) else list(info["ch_names"])
+        names, rename = _info_channels(info, load_profile(base), chosen=base is not None)
         rate = float(info["sfreq"])
     else:
         if sfreq is None or not ch_names:
             raise ProfileError("sfreq and ch_names go together: give both (or info)")
-        names, rate = [str(c) for c in ch_names], float(sfreq)
+        names, rate, rename = [str(c) for c in ch_names], float(sfreq), {}
     prof = load_profile(base)
     fields = prof.model_dump()
     fields.update(name=f"{prof.name}-custom" if base is not None else "custom", channels=tuple(names),
-                  sfreq=rate, rename={})
+                  sfreq=rate, rename=rename)
     if base is None:  # the 2a files' own quirks (reject code, missing-value marker) do not carry over
         fields.update(reject_marker=None, unknown_cue=None, missing_value=None)
     if classes is not None:
@@ -104,6 +105,26 @@ def profile_from(
     except ValueError as exc:
         raise ProfileError(f"cannot make a profile from {'info' if info is not None else 'sfreq/ch_names'}: "
                            f"{exc}") from None
+
+
+def _info_channels(info: Any, prof: Profile, chosen: bool) -> tuple[list[str], dict[str, str]]:
+    """The channels of ``info`` to decode, and the renames that name them.
+
+    The profile decides when ``info`` holds every one of its channels and the profile was
+    ``chosen`` by the caller, or the Info names them as the profile's files do (``prof.rename``:
+    a 2a file): its channels in its order, whatever the file's types say (2a files type their EOG
+    channels ``eeg``). Otherwise the EEG-typed channels in the Info's order (all channels when
+    none is typed EEG): a 64-channel cap that happens to hold the 2a names keeps all 64.
+    """
+    import mne
+
+    in_files = {prof.rename.get(name, name): name for name in info["ch_names"]}
+    if all(ch in in_files for ch in prof.channels) and (
+            chosen or (prof.rename and all(in_files[ch] in prof.rename for ch in prof.channels))):
+        return list(prof.channels), {in_files[ch]: ch for ch in prof.channels if in_files[ch] != ch}
+    picks = mne.pick_types(info, eeg=True, exclude=[])
+    names = [info["ch_names"][i] for i in picks] if len(picks) else list(info["ch_names"])
+    return names, {}
 
 
 def make_pipeline(
