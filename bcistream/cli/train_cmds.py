@@ -140,7 +140,7 @@ def train(
         if no_promote:
             status[m.version] = "challenger (--no-promote)"
         elif not m.heldout:
-            status[m.version] = "challenger (no labelled test data: not judged)"
+            status[m.version] = "challenger — no labelled test session (--test), not promoted"
         else:
             decisions[m.version] = decision = _promote(
                 m.heldout, tracking_uri=config.tracking_uri, name=m.name, margin=margin,
