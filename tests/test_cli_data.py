@@ -36,7 +36,7 @@ def test_info_on_a_non_eeg_file_says_it_does_not_match(fixtures_dir, capsys):
         (["info", "{tmp}/missing.gdf"], "missing.gdf: no such file"),
         (["info", "{tmp}/trunc.gdf"], "trunc.gdf: MNE cannot read this file"),
         (["evaluate", "--data", "{tmp}/nope"], "nope: no such folder"),
-        (["evaluate", "--data", "{tmp}", "--subject", "x"], "--subject must be a number"),
+        (["evaluate", "--data", "{tmp}", "--subject", "x"], "--subject: must be a number"),
         (["evaluate", "--data", "{tmp}", "--subject", "4"], "no training recording A04T"),
         (["evaluate", "--data", "{tmp}", "--profile", "{tmp}/bad.toml"], "invalid profile field"),
         (["evaluate", "--data", "{tmp}", "--subject", "1"], "lacks 22 of the 22 channels"),

@@ -95,7 +95,7 @@ def test_overrides_namespace_image_parallelism():
     ({"kind": "train", "image": "bcistream/batch:latest"}, "instead of 'latest'"),
     ({"kind": "train", "image": "localhost:5000/bcistream/batch"}, "has no tag"),
     ({"kind": "train", "parallelism": 4}, "--parallelism applies to Indexed Jobs"),
-    ({"kind": "tune", "parallelism": 0}, "--parallelism must be >= 1"),
+    ({"kind": "tune", "parallelism": 0}, "--parallelism: must be >= 1"),
 ])
 def test_bad_input_is_refused_with_one_clear_line(kwargs, message):
     kind = kwargs.pop("kind")

@@ -8,8 +8,8 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from bcistream.data.profiles import load_profile
-from bcistream.errors import ProfileError
-from bcistream.pipeline import csp_filters, make_pipeline, pipeline_profile, power_to_features
+from bcistream.errors import ParameterError
+from bcistream.pipeline import CausalBandpass, csp_filters, make_pipeline, pipeline_profile, power_to_features
 
 
 def toy_trials(n_per_class: int = 12, pre: int = 250, seed: int = 0):
@@ -84,9 +84,9 @@ def test_standardised_features_when_log_is_false():
                                pipe.named_steps["csp"].transform(out), rtol=1e-10)
 
 
-@pytest.mark.parametrize("n", [0, 23])
-def test_n_components_bounded_by_channels(n):
-    with pytest.raises(ProfileError, match=r"n_components=\d+ is out of range.*22 channels"):
+@pytest.mark.parametrize(("n", "allowed"), [(0, "must be >= 1"), (23, "must be <= the 22 channels")])
+def test_n_components_bounded_by_channels(n, allowed):
+    with pytest.raises(ParameterError, match=f"make_pipeline: n_components={n} — n_components {allowed}"):
         make_pipeline(n_components=n)
 
 
@@ -111,5 +111,9 @@ def test_transform_refuses_nan():
 
 
 def test_band_edges_are_validated():
+    # When the pipeline is made (naming make_pipeline's parameters) ...
+    with pytest.raises(ParameterError, match="make_pipeline: l_freq=30 must be below h_freq=8"):
+        make_pipeline(l_freq=30.0, h_freq=8.0)
+    # ... and by the filter itself, for a step built by hand.
     with pytest.raises(ValueError, match="band edges"):
-        make_pipeline(l_freq=30.0, h_freq=8.0).named_steps["filter"].fit()
+        CausalBandpass(None, l_freq=30.0, h_freq=8.0).fit()

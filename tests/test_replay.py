@@ -130,7 +130,7 @@ def test_pacer_schedule_is_absolute():
 
 def test_bad_speed_is_one_line_error(fixtures_dir, capsys):
     assert main(["replay", str(fixtures_dir / "A99T-synthetic.gdf"), "--speed", "fast"]) == 2
-    assert "--speed must be a number > 0 or 'max'" in capsys.readouterr().err
+    assert "--speed: must be a number > 0 or 'max'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ from bcistream.cli import main
     (["--from", "udp:x"], "'udp:x': expected one of lsl:..., kafka:..."),
     (["--from", "kafka:"], "'kafka:': expected one of lsl:..., kafka:..."),
     (["--from", "lsl:amp", "--to", "file:x"], "'file:x': expected one of stdout:..., jsonl:..."),
-    (["--from", "lsl:amp", "--trigger", "sometimes"], "--trigger must be hop, cue or both"),
-    (["--from", "lsl:amp", "--hop", "0"], "hop_s must be > 0"),
+    (["--from", "lsl:amp", "--trigger", "sometimes"], "--trigger: must be hop, cue or both"),
+    (["--from", "lsl:amp", "--hop", "0"], "error: --hop: must be > 0, got 0"),
     (["--from", "lsl:amp", "--model", "/nowhere/model"], "model '/nowhere/model'"),
 ])
 def test_run_argument_errors(argv, message, capsys):
@@ -25,8 +25,8 @@ def test_run_argument_errors(argv, message, capsys):
 def test_replay_argument_errors(fixtures_dir, tmp_path, capsys):
     gdf = str(fixtures_dir / "A99T-synthetic.gdf")
     assert main(["replay", gdf, "--to", "udp"]) == 2
-    assert "--to must be 'lsl' or 'kafka'" in capsys.readouterr().err
+    assert "--to: must be 'lsl' or 'kafka'" in capsys.readouterr().err
     assert main(["replay", str(tmp_path / "missing.gdf")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["replay", gdf, "--speed", "-1"]) == 2
-    assert "--speed must be > 0 or 'max'" in capsys.readouterr().err
+    assert "--speed: must be > 0 or 'max'" in capsys.readouterr().err

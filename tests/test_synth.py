@@ -47,7 +47,8 @@ def test_full_session_has_the_2a_layout():
     raw = synthesize_session(3, "T", 5)
     assert raw.ch_names == REAL_2A_CHANNELS == list(CHANNELS)
     assert raw.info["sfreq"] == SF
-    assert set(raw.get_channel_types()) == {"eeg"}  # as read_raw_gdf returns the real files
+    # EOG channels typed eog (read_raw_gdf types all 25 eeg; the picks follow the profile either way)
+    assert raw.get_channel_types() == ["eeg"] * 22 + ["eog"] * 3
     counts = Counter(raw.annotations.description)
     assert [counts[c] for c in ("769", "770", "771", "772")] == [72, 72, 72, 72]
     assert counts["768"] == 288 and counts["32766"] == 7  # session start + 6 runs

@@ -94,7 +94,7 @@ def test_wandb_sweeps_need_online(tmp_path):
 def test_tune_rejects_unknown_engine(small_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path))
     assert main(["tune", "--data", str(small_data), "--engine", "grid", "--trials", "1"]) == 2
-    assert "--engine must be" in capsys.readouterr().err
+    assert "--engine: must be" in capsys.readouterr().err
 
 
 def test_tune_next_command_repeats_every_data_and_profile_option(tmp_path, monkeypatch, capsys):

@@ -15,7 +15,8 @@ import sys
 import click
 import typer
 
-from bcistream.cli.app import app
+from bcistream.cli.app import app, tidy_help
+from bcistream.cli.usage import usage_line
 from bcistream.errors import BcistreamError
 
 __all__ = ["app", "main"]
@@ -25,6 +26,7 @@ _COMMAND_MODULES = ("data_cmds", "demo_cmds", "stream_cmds", "train_cmds", "retr
                     "k8s_cmds")
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"bcistream.cli.{_module}")
+tidy_help()  # plain-text help for every command just registered
 
 
 def _setup_logging() -> None:
@@ -53,12 +55,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except (typer.TyperException, click.ClickException) as exc:
         # typer >= 0.29 raises from its own vendored click; both have show().
-        exc.show()
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `bcistream` alone: the help is the answer
+            exc.show()
+            return 2
+        if isinstance(exc, click.UsageError) or hasattr(exc, "ctx") and getattr(exc, "exit_code", 0) == 2:
+            err.write(f"error: {usage_line(exc)}\n")
+            return 2
+        err.write(f"error: {_all_lines(exc)}\n")
         return 2
     except (BcistreamError, ValueError, OSError) as exc:
         if debug:
             raise
-        err.write(f"error: {exc}\n")
+        err.write(f"error: {_all_lines(exc)}\n")
         return 2
     except KeyboardInterrupt:
         err.write("interrupted\n")
@@ -76,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                   "details\n")
         return 1
     return int(result or 0)
+
+
+def _all_lines(exc: BaseException) -> str:
+    """Every line of a user error's message on one line (a config reports one line per field)."""
+    text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip()) or type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:

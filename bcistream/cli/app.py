@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import inspect
+import re
+from typing import Annotated, get_type_hints
 
 import typer
+
+
+def _argument_type(self, ctx):  # noqa: ANN001, ANN202  (typer's own signature)
+    # typer shows an option's metavar alone but always adds the type to an argument's
+    # (``FILE <list[Path]>``); an argument with a metavar is shown like an option: its metavar.
+    return None if self.metavar is not None else self.display_type(ctx)
+
+
+typer.core.TyperArgument.display_type_rich = _argument_type
 
 app = typer.Typer(
     name="bcistream",
@@ -32,3 +43,29 @@ def _main(
                                           help="Print the version and exit.")] = False,
 ) -> None:
     """Real-time motor-imagery EEG decoding with online retraining."""
+
+
+def _plain(text: str) -> str:
+    """Help text without reStructuredText quoting: ````--on k8s```` and ```train``` read as plain text."""
+    return re.sub(r"`{1,2}([^`]+?)`{1,2}", r"\1", text)
+
+
+def tidy_help(typer_app: typer.Typer | None = None) -> None:
+    """Make every command's help plain text (docstrings are written for the API docs too).
+
+    Walks the registered commands and groups once, after every command module registered: the
+    command help (its docstring unless given) and every option's and argument's help.
+    """
+    typer_app = app if typer_app is None else typer_app
+    for info in typer_app.registered_commands:
+        doc = info.help if isinstance(info.help, str) else inspect.getdoc(info.callback)
+        if doc:
+            info.help = _plain(doc)
+        hints = get_type_hints(info.callback, include_extras=True)  # annotations are strings here
+        for name, param in inspect.signature(info.callback).parameters.items():
+            for meta in (*getattr(hints.get(name), "__metadata__", ()), param.default):
+                if isinstance(getattr(meta, "help", None), str):
+                    meta.help = _plain(meta.help)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            tidy_help(group.typer_instance)

@@ -30,9 +30,9 @@ def parse_subjects(spec: str, folder: Path | None) -> list[int]:
     try:
         values = [int(part) for part in spec.split(",")]
     except ValueError:
-        raise BcistreamError(f"--subject must be a number, a comma list or 'all', got '{spec}'") from None
+        raise BcistreamError(f"--subject: must be a number, a comma list or 'all', got '{spec}'") from None
     if any(v < 1 or v > 99 for v in values):
-        raise BcistreamError(f"--subject numbers must be 1..99, got '{spec}'")
+        raise BcistreamError(f"--subject: numbers must be 1..99, got '{spec}'")
     return values
 
 

@@ -35,7 +35,7 @@ def synth(
     from bcistream.data.synth import write_dataset
 
     if fmt.lower() not in ("fif", "edf"):
-        raise BcistreamError(f"--format must be 'fif' or 'edf', got '{fmt}'")
+        raise BcistreamError(f"--format: must be 'fif' or 'edf', got '{fmt}'")
     with progress_bar("synthesizing", total=subjects * 2) as advance:
         paths = write_dataset(out, subjects=subjects, seed=seed, fmt=fmt, progress=advance)
     console.print(f"wrote {len(paths)} files to {out}")
@@ -85,7 +85,8 @@ def _file_header(file: Path, prof, allow_warnings: bool) -> None:
 
 @app.command()
 def info(
-    files: Annotated[list[Path] | None, typer.Argument(help="Recordings (GDF/EDF/BDF/FIF/XDF).")] = None,
+    files: Annotated[list[Path] | None, typer.Argument(metavar="FILE",
+                                                       help="Recordings (GDF/EDF/BDF/FIF/XDF).")] = None,
     data: DataOpt = None,
     train: TrainOpt = None,
     test: TestOpt = None,
@@ -159,7 +160,7 @@ def evaluate(
     subject: SubjectOpt = "all",
     profile: ProfileOpt = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Pipeline parameter key=value, e.g. decoder=ts-lr.")] = None,
+        "--set", metavar="KEY=VALUE", help="Pipeline parameter key=value, e.g. decoder=ts-lr.")] = None,
     folds: Annotated[int, typer.Option(min=2, help="CV folds on the training data.")] = 5,
     allow_warnings: AllowWarningsOpt = False,
     jobs: Annotated[int, typer.Option(min=1, help="Processes loading subjects in parallel.")] = 1,

@@ -18,10 +18,11 @@ DataOpt = Annotated[str | None, typer.Option(
     "--data", envvar="BCISTREAM_DATA_URL",
     help="A BCI IV 2a folder (A0xT/A0xE), a BIDS tree, gs://bucket/prefix or moabb:DATASET.")]
 TrainOpt = Annotated[list[str] | None, typer.Option(
-    "--train", help="Training recordings: files or globs (local or gs://), repeatable; runs are "
+    "--train", metavar="FILE",
+               help="Training recordings: files or globs (local or gs://), repeatable; runs are "
                     "joined. With a BIDS/MOABB --data: sessions/runs such as ses-T or run-1.")]
 TestOpt = Annotated[list[str] | None, typer.Option(
-    "--test", help="Test recordings, like --train (e.g. --test 'S001R1[02].edf' or ses-E).")]
+    "--test", metavar="FILE", help="Test recordings, like --train (e.g. --test 'S001R1[02].edf' or ses-E).")]
 SubjectOpt = Annotated[str, typer.Option(help="Subject number or label, comma list, or 'all'.")]
 ProfileOpt = Annotated[str | None, typer.Option(help="Profile name or TOML file (default: settings; "
                                                      "for moabb: made from the dataset).")]

@@ -73,7 +73,8 @@ def demo(
                                                                      "and session.")] = 72,
     view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
-        "--set", help="Pipeline parameter key=value for training, e.g. decoder=ts-lr.")] = None,
+        "--set", metavar="KEY=VALUE",
+                 help="Pipeline parameter key=value for training, e.g. decoder=ts-lr.")] = None,
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report
@@ -85,7 +86,7 @@ def demo(
     from bcistream.training.train import model_name_for
 
     if transport not in ("lsl", "kafka"):
-        raise BcistreamError(f"--transport must be lsl or kafka, got {transport!r}")
+        raise BcistreamError(f"--transport: must be lsl or kafka, got {transport!r}")
     cfg = settings()
     cfg.home.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

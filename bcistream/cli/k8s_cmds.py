@@ -147,7 +147,8 @@ def run_on_k8s(
 
 
 KindArg = Annotated[str, typer.Argument(help="train, tune or retrain.")]
-ArgsArg = Annotated[list[str] | None, typer.Argument(help="Arguments of the command, after `--`.")]
+ArgsArg = Annotated[list[str] | None, typer.Argument(metavar="ARGS",
+                                                     help="Arguments of the command, after --.")]
 TemplateOption = Annotated[Path | None, typer.Option(help="YAML rendered from your own overlay.")]
 NameOption = Annotated[str | None, typer.Option("--name", help="Job name (default: generated).")]
 ParallelismOption = Annotated[int | None, typer.Option(help="tune: number of parallel workers.")]
@@ -188,7 +189,7 @@ def submit(
 ) -> None:
     """Submit `bcistream KIND ARGS` as a Job and wait for it (in-cluster or kubeconfig credentials)."""
     if timeout is not None and timeout <= 0:
-        raise BcistreamError(f"--timeout must be positive, got {timeout:g}")
+        raise BcistreamError(f"--timeout: must be positive, got {timeout:g}")
     run_on_k8s(kind, args, namespace=namespace, dry_run=False, overlay=overlay, image=image,
                template=template, name=job_name, parallelism=parallelism, replace_args=replace_args,
                logs=logs, wait=not no_wait,

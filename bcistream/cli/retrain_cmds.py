@@ -28,7 +28,7 @@ def parse_every(text: str) -> float:
     """``90``, ``90s``, ``15m``, ``1h``, ``1d`` -> seconds (> 0)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
     if not m or float(m.group(1)) <= 0:
-        raise BcistreamError(f"--every must look like 90s, 15m, 1h or 1d, got '{text}'")
+        raise BcistreamError(f"--every: must look like 90s, 15m, 1h or 1d, got '{text}'")
     return float(m.group(1)) * _UNITS[m.group(2) or "s"]
 
 
@@ -50,7 +50,8 @@ def retrain(
     every: Annotated[str | None, typer.Option(help="Run on a schedule (90s, 15m, 1h) until stopped.")] = None,
     data: Annotated[str | None, typer.Option("--data", help="Base data: a 2a folder, BIDS tree, gs:// or "
                                                             "moabb:NAME (with --subject).")] = None,
-    train: Annotated[list[str] | None, typer.Option("--train", help="Base data as files or globs (runs "
+    train: Annotated[list[str] | None, typer.Option("--train", metavar="FILE",
+                                                               help="Base data as files or globs (runs "
                                                                     "joined), or sessions (ses-T).")] = None,
     subject: Annotated[str | None, typer.Option(help="Subject whose training data is base data.")] = None,
     allow_warnings: Annotated[bool, typer.Option("--allow-warnings", help="Read files their reader "
@@ -60,7 +61,8 @@ def retrain(
     name: Annotated[str | None, typer.Option("--name", help="Registered model name (default: settings).")
                     ] = None,
     profile: Annotated[str | None, typer.Option(help="Profile of the base data.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Pipeline parameter key=value.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                   help="Pipeline parameter key=value.")] = None,
     margin: Annotated[float, typer.Option(min=0.0, help="Challenger must beat the champion by this.")] = 0.02,
     min_heldout: Annotated[int, typer.Option(min=1, help="Fewest held-out trials to judge on.")] = 20,
     metric: Annotated[str, typer.Option(help="accuracy or kappa.")] = "accuracy",
@@ -84,7 +86,7 @@ def retrain(
     if on == "k8s":
         raise typer.Exit(run_on_k8s("retrain", ctx=ctx))
     if on != "local":
-        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
+        raise BcistreamError(f"--on: must be local or k8s, got '{on}'")
     from prometheus_client import CollectorRegistry, start_http_server
 
     from bcistream.cli.stream_cmds import _stop_on_signals
@@ -99,7 +101,7 @@ def retrain(
     if subject is not None and data is None:
         raise BcistreamError("--subject needs --data (where the subject's recordings are)")
     if not 0.0 < holdout_fraction < 1.0:
-        raise BcistreamError(f"--holdout-fraction must be in (0, 1), got {holdout_fraction:g}")
+        raise BcistreamError(f"--holdout-fraction: must be in (0, 1), got {holdout_fraction:g}")
     s = settings()
     config = RetrainConfig(
         tracking_uri=s.mlflow_uri, name=name or s.model_name, store_url=store or s.store_url,

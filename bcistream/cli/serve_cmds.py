@@ -58,14 +58,11 @@ def describe_model(model_uri: str, tracking_uri: str) -> tuple[bool, str]:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return False, f"cannot read {model_uri} from {tracking_uri} ({text[:200]})"
     if version is None:
-        try:
-            names = sorted(m.name for m in client(tracking_uri).search_registered_models())
-        except Exception:  # noqa: BLE001
-            names = []
-        have = f"registered models: {', '.join(names)}" if names else "the registry holds no models"
-        return False, (f"NO MODEL: '{uri.name}' has no alias '{uri.alias}' in {tracking_uri} ({have}). "
+        from bcistream.training.registry import missing_model
+
+        return False, (f"NO MODEL: {missing_model(tracking_uri, uri.name, alias=uri.alias or 'champion')}. "
                        "The service answers 503 until one appears: train and promote one "
-                       "(`bcistream train --data FOLDER --subject 1`, or `make demo`), or pass "
+                       "(bcistream train --data FOLDER --subject 1, or make demo), or pass "
                        "--model models:/NAME@ALIAS")
     follows = f"following alias '{uri.alias}'" if uri.version is None else "fixed version"
     return True, f"serving {uri.name} version {version} ({follows}; registry {tracking_uri})"

@@ -41,9 +41,9 @@ def _speed(value: str) -> float | None:
     try:
         speed = float(value)
     except ValueError:
-        raise BcistreamError(f"--speed must be a number > 0 or 'max', got {value!r}") from None
+        raise BcistreamError(f"--speed: must be a number > 0 or 'max', got {value!r}") from None
     if not speed > 0:
-        raise BcistreamError(f"--speed must be > 0 or 'max', got {value!r}")
+        raise BcistreamError(f"--speed: must be > 0 or 'max', got {value!r}")
     return speed
 
 
@@ -61,7 +61,8 @@ def replay(
     chunk: Annotated[int, typer.Option(min=1, help="Samples per chunk.")] = 10,
     profile: Annotated[str | None, typer.Option(help="Profile name or TOML file.")] = None,
     wait_consumer: Annotated[float, typer.Option(help="LSL: seconds to wait for an inlet first.")] = 0.0,
-    kafka_opt: Annotated[list[str] | None, typer.Option(help="Kafka client setting key=value.")] = None,
+    kafka_opt: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE",
+                                                        help="Kafka client setting key=value.")] = None,
 ) -> None:
     """Play a recording as a live EEG stream plus a marker stream of its cues (LSL or Kafka)."""
     from bcistream.data.loader import load_recording
@@ -80,7 +81,7 @@ def replay(
         target = KafkaTarget(bootstrap or settings().kafka_bootstrap, stream, rec.sfreq, topic,
                              markers_topic, parse_kafka_opts(kafka_opt or []))
     else:
-        raise BcistreamError(f"--to must be 'lsl' or 'kafka', got {to!r}")
+        raise BcistreamError(f"--to: must be 'lsl' or 'kafka', got {to!r}")
     stop = threading.Event()
     err_console.print(f"replaying {file} as '{stream}' to {to} at "
                       f"{'max speed' if pace is None else f'{pace:g}x'} ({rec.duration:.1f} s, "
@@ -109,23 +110,16 @@ def _flag(field: str) -> str:
 
 
 def live_config(**fields: object):
-    """A `LiveConfig` from CLI values; pydantic's errors become one line naming the option."""
-    from pydantic import ValidationError
-
+    """A `LiveConfig` from CLI values; its refusals become one line naming the options
+    (``--hop: must be > 0, got 0.0; --workers: must be >= 1, got 0``)."""
+    from bcistream.errors import ConfigError
     from bcistream.live import LiveConfig
 
     try:
         return LiveConfig(**fields)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        flag = _flag(field)
-        if msg.startswith(field + " ") and flag == "--" + field.replace("_", "-"):
-            msg = flag + msg[len(field):]
-        elif field:
-            msg = f"{flag}: {msg}"
-        raise BcistreamError(msg) from None
+    except ConfigError as exc:
+        raise BcistreamError("; ".join(f"{_flag(field)}: {text}" if field else text
+                                       for field, text in exc.problems)) from None
 
 
 def run_with_view(system, view: bool | None) -> None:
@@ -161,8 +155,8 @@ def run_with_view(system, view: bool | None) -> None:
 def run(
     source: Annotated[str, typer.Option("--from", help="lsl:NAME[,NAME...] or kafka:TOPIC.")],
     model: Annotated[str, typer.Option(help="models:/NAME@ALIAS, models:/NAME/N or a model folder.")],
-    to: Annotated[list[str] | None, typer.Option(help="stdout | jsonl:PATH | lsl:NAME | kafka:TOPIC "
-                                                      "(repeatable).")] = None,
+    to: Annotated[list[str] | None, typer.Option(metavar="SINK", help="stdout | jsonl:PATH | lsl:NAME | "
+                                                      "kafka:TOPIC (repeatable).")] = None,
     trigger: Annotated[str, typer.Option(help="hop, cue or both.")] = "both",
     hop: Annotated[float, typer.Option(help="Seconds between sliding-window decisions.")] = 0.25,
     classifier: Annotated[str, typer.Option(help="'local' or the URL of the bcistream service.")] = "local",
@@ -173,7 +167,8 @@ def run(
     markers_topic: Annotated[str, typer.Option(help="Kafka topic of cue markers ('' for none).")] = (
         "eeg.markers"),
     dead_letter_topic: Annotated[str, typer.Option(help="Kafka dead-letter topic.")] = "eeg.dead-letter",
-    kafka_opt: Annotated[list[str] | None, typer.Option(help="Kafka client setting key=value.")] = None,
+    kafka_opt: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE",
+                                                        help="Kafka client setting key=value.")] = None,
     resolve_timeout: Annotated[float, typer.Option(help="LSL: seconds to find each stream.")] = 5.0,
     skip_backlog: Annotated[bool, typer.Option(help="LSL: drop data buffered before connecting.")] = False,
     units: Annotated[str | None, typer.Option(help="Unit of streams that declare none (no LSL channel "
@@ -209,7 +204,7 @@ def run(
     from bcistream.streamer.kafka_config import parse_kafka_opts
 
     if trigger not in ("hop", "cue", "both"):
-        raise BcistreamError(f"--trigger must be hop, cue or both, got {trigger!r}")
+        raise BcistreamError(f"--trigger: must be hop, cue or both, got {trigger!r}")
     if workers is not None and workers > 1 and (record or poll_interval is not None or classifier != "local"):
         raise BcistreamError("--workers > 1 cannot be combined with --record, --poll-interval or a remote "
                              "--classifier (they need one engine process); use --workers 1")

@@ -40,7 +40,8 @@ def _quiet_mlflow() -> None:
 
 NameOpt = Annotated[str | None, typer.Option(
     "--name", help="Base of registered names: each model is NAME-LABEL, e.g. bcistream-A01.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Pipeline parameter key=value.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE",
+                                                  help="Pipeline parameter key=value.")]
 MarginOpt = Annotated[float, typer.Option(min=0.0, help="Challenger must beat the champion by this much.")]
 MinTrialsOpt = Annotated[int, typer.Option(min=1, help="Fewest held-out trials to compare on.")]
 MetricOpt = Annotated[str, typer.Option(help="accuracy or kappa.")]
@@ -60,12 +61,16 @@ def _profile(spec, profile: str | None, s):
     return data_profile(spec, profile if (profile or moabb) else s.profile)
 
 
-def _promote_and_print(heldout, *, tracking_uri: str, name: str, margin: float, min_trials: int,
-                       metric: str, challenger: str | None = None):
+def _promote(heldout, *, tracking_uri: str, name: str, margin: float, min_trials: int, metric: str,
+             challenger: str | None = None):
     from bcistream.training.promotion import PromotionPolicy, promote
 
-    decision = promote(heldout, tracking_uri=tracking_uri, name=name, challenger=challenger,
-                       policy=PromotionPolicy(margin=margin, min_trials=min_trials, metric=metric))
+    return promote(heldout, tracking_uri=tracking_uri, name=name, challenger=challenger,
+                   policy=PromotionPolicy(margin=margin, min_trials=min_trials, metric=metric))
+
+
+def _promote_and_print(heldout, **kwargs):
+    decision = _promote(heldout, **kwargs)
     colour = "green" if decision.promoted else "yellow"
     console.print(f"[{colour}]{decision.summary()}[/{colour}]")
     return decision
@@ -107,7 +112,7 @@ def train(
     if on == "k8s":
         raise typer.Exit(run_on_k8s("train", ctx=ctx))
     if on != "local":
-        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
+        raise BcistreamError(f"--on: must be local or k8s, got '{on}'")
     from bcistream.training.params import parse_overrides, pipeline_params, resolve_params
     from bcistream.training.report import append_promotion
     from bcistream.training.tracking import wandb_mode
@@ -128,31 +133,38 @@ def train(
     n_models = 1 if pooled else len(loaded)
     with progress_bar("training", total=n_models) as advance:
         outcome = train_models(loaded, params, config, pooled=pooled, progress=advance, n_jobs=jobs)
-    table = Table("model", "registered", "T→E acc", "kappa", "CV on T", "trials T/E", "fit s",
+    # Judge first, print after: the table then says what each version IS (champion or challenger).
+    decisions: dict[str, object] = {}
+    status: dict[str, str] = {}
+    for m in outcome.models:
+        if no_promote:
+            status[m.version] = "challenger (--no-promote)"
+        elif not m.heldout:
+            status[m.version] = "challenger — no labelled test session (--test), not promoted"
+        else:
+            decisions[m.version] = decision = _promote(
+                m.heldout, tracking_uri=config.tracking_uri, name=m.name, margin=margin,
+                min_trials=min_trials, metric=metric, challenger=m.version)
+            status[m.version] = "champion (promoted)" if decision.promoted else "challenger (not promoted)"
+    table = Table("model", "registered as", "T→E acc", "kappa", "CV on T", "trials T/E", "fit s",
                   title=f"Training run {outcome.folder.name}")
     for m in outcome.models:
         r = m.result
-        table.add_row(m.label, f"{m.name} v{m.version} (challenger)",
+        table.add_row(m.label, f"{m.name} v{m.version} {status[m.version]}",
                       "—" if r.accuracy is None else f"{r.accuracy:.3f}",
                       "—" if r.kappa is None else f"{r.kappa:.3f}",
                       f"{r.cv_mean:.3f} ± {r.cv_std:.3f}", f"{r.n_train}/{r.n_test}", f"{m.seconds:.1f}")
     console.print(table)
     for m in outcome.models:
-        console.print(f"registered {m.name} v{m.version} (challenger)", soft_wrap=True)
+        console.print(f"registered {m.name} v{m.version}: {status[m.version]}", soft_wrap=True)
+        decision = decisions.get(m.version)
+        if decision is not None:
+            colour = "green" if decision.promoted else "yellow"
+            console.print(f"[{colour}]{decision.summary()}[/{colour}]", soft_wrap=True)
+            append_promotion(outcome.report, m.label, decision.summary())
     console.print(f"report: {outcome.report}")
     if outcome.wandb_dir is not None:
         console.print(f"W&B run: {outcome.wandb_dir}")
-    if no_promote:
-        return
-    for m in outcome.models:
-        if not m.heldout:
-            console.print(f"[yellow]{m.name} v{m.version}: no labelled test session (--test), "
-                          "not promoted[/yellow]")
-            continue
-        decision = _promote_and_print(m.heldout, tracking_uri=config.tracking_uri, name=m.name,
-                                      margin=margin, min_trials=min_trials, metric=metric,
-                                      challenger=m.version)
-        append_promotion(outcome.report, m.label, decision.summary())
 
 
 @app.command()
@@ -199,8 +211,8 @@ def tune(
     data: DataOpt = None,
     train_files: TrainOpt = None,
     test_files: Annotated[list[str] | None, typer.Option(
-        "--test", help="Test recordings of the later `train` (never searched on; repeated in the "
-                       "printed next: command).")] = None,
+        "--test", metavar="FILE", help="Test recordings of the later train (never searched on; repeated "
+                                       "in the printed next: command).")] = None,
     trials: Annotated[int, typer.Option("--trials", min=1, help="Trials to add to the study.")] = 20,
     subject: Annotated[str, typer.Option(help="The one subject whose training data is searched.")] = "1",
     engine: Annotated[str, typer.Option(help="optuna (default) or wandb (sweeps; online only).")] = "optuna",
@@ -238,7 +250,7 @@ def tune(
     if on == "k8s":
         raise typer.Exit(run_on_k8s("tune", ctx=ctx))
     if on != "local":
-        raise BcistreamError(f"--on must be local or k8s, got '{on}'")
+        raise BcistreamError(f"--on: must be local or k8s, got '{on}'")
     import optuna
 
     from bcistream.decoders import DECODERS
@@ -248,7 +260,7 @@ def tune(
     from bcistream.training.tuning import default_study_name, nested_cv, tune_optuna, tune_wandb
 
     if engine not in ("optuna", "wandb"):
-        raise BcistreamError(f"--engine must be 'optuna' or 'wandb', got '{engine}'")
+        raise BcistreamError(f"--engine: must be 'optuna' or 'wandb', got '{engine}'")
     if "," in subject or subject == "all":
         raise BcistreamError(f"--subject: tune searches one subject's data, got '{subject}'")
     _quiet_mlflow()
@@ -317,7 +329,7 @@ def models(
                     ] = None,
 ) -> None:
     """Registered versions with aliases, metrics and promotion decisions (who is champion and why)."""
-    from bcistream.training.registry import client, model_versions
+    from bcistream.training.registry import client, model_versions, registered_names
 
     s = settings()
     base = name or s.model_name
@@ -325,7 +337,10 @@ def models(
     names = [base] if rows else sorted(
         m.name for m in client(s.mlflow_uri).search_registered_models(f"name LIKE '{base}-%'"))
     if not names:
-        raise BcistreamError(f"no registered model '{base}' or '{base}-LABEL' in {s.mlflow_uri}")
+        known = registered_names(s.mlflow_uri)
+        hint = f"registered models: {'; '.join(known)}" if known else "the registry is empty"
+        raise BcistreamError(f"no registered model named '{base}' or '{base}-LABEL' in {s.mlflow_uri} "
+                             f"({hint})")
     for model in names:
         _show_model(model, rows if model == base else model_versions(s.mlflow_uri, model), s.mlflow_uri)
 
@@ -333,12 +348,14 @@ def models(
 def _show_model(model: str, rows: list, uri: str) -> None:
     table = Table("version", "aliases", "created", "acc", "kappa", "CV", "decision", "why",
                   title=f"Model '{model}' ({uri})")
+    for column in table.columns:  # fold long cells onto more lines; never cut an alias or a reason
+        column.overflow = "fold"
     champion = None
     for row in rows:
         tags = row["tags"]
         if "champion" in row["aliases"]:
             champion = row
-        table.add_row(row["version"], ",".join(row["aliases"]), row["created"],
+        table.add_row(row["version"], ", ".join(row["aliases"]), row["created"],
                       tags.get("metric.accuracy", "—"), tags.get("metric.kappa", "—"),
                       tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
                       tags.get("promotion.verdict", ""))

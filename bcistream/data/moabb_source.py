@@ -108,7 +108,7 @@ def plan_moabb(name: str, subject: str = "all", train: list[str] | None = None,
         try:
             subjects = [int(s) for s in str(subject).split(",")]
         except ValueError:
-            raise DataError(f"--subject must be a number, a comma list or 'all', got '{subject}'") from None
+            raise DataError(f"--subject: must be a number, a comma list or 'all', got '{subject}'") from None
         bad = [s for s in subjects if s not in available]
         if bad:
             raise DataError(f"moabb:{name}: no subject {bad[0]} (subjects {available[0]}..{available[-1]})")

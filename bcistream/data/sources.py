@@ -152,9 +152,9 @@ def _subject_numbers(spec: str, available: list[int]) -> list[int]:
     try:
         values = [int(part) for part in str(spec).split(",")]
     except ValueError:
-        raise DataError(f"--subject must be a number, a comma list or 'all', got '{spec}'") from None
+        raise DataError(f"--subject: must be a number, a comma list or 'all', got '{spec}'") from None
     if any(v < 1 or v > 99 for v in values):
-        raise DataError(f"--subject numbers must be 1..99, got '{spec}'")
+        raise DataError(f"--subject: numbers must be 1..99, got '{spec}'")
     return values
 
 

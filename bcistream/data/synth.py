@@ -290,7 +290,7 @@ def synthesize_session(
     data += _line_and_muscle(rng, s, tl, n)
     np.clip(data, -_LIMIT, _LIMIT, out=data)
 
-    info = mne.create_info(list(CHANNELS), SFREQ, "eeg")
+    info = mne.create_info(list(CHANNELS), SFREQ, channel_types())
     with info._unlock():  # the recording band of the real files; MNE has no public setter
         info["highpass"], info["lowpass"] = 0.5, 100.0
     info["line_freq"] = 50.0
@@ -300,6 +300,13 @@ def synthesize_session(
     raw.set_annotations(mne.Annotations(tl.onsets, tl.durations, tl.descriptions,
                                         orig_time=raw.info["meas_date"]))
     return raw
+
+
+def channel_types() -> list[str]:
+    """MNE channel types of `CHANNELS`: ``eeg`` for those the 2a profile decodes (its channels,
+    by their names in the files), ``eog`` for the three EOG channels, as in MOABB's 2a."""
+    prof = load_profile(None)
+    return ["eeg" if prof.rename.get(name, name) in prof.channels else "eog" for name in CHANNELS]
 
 
 def _labels(raw) -> np.ndarray:

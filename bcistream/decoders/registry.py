@@ -19,10 +19,11 @@ from sklearn.svm import SVC
 
 from bcistream.data.profiles import Profile, load_profile
 from bcistream.decoders.steps import BandCSP, MutualInfoSelect
-from bcistream.errors import ProfileError
+from bcistream.errors import ParameterError, ProfileError
 from bcistream.pipeline.factory import default_n_components, make_pipeline
 from bcistream.pipeline.filter import CausalBandpass
 from bcistream.pipeline.filterbank import CausalFilterBank
+from bcistream.pipeline.params import Param, check_params, choice, register_param
 
 __all__ = ["DECODERS", "DEFAULT_DECODER", "DecoderSpec", "build_pipeline", "decoder_params", "decoder_spec",
            "make_decoder"]
@@ -63,13 +64,6 @@ def _svm(C: float, kernel: str = "linear", gamma: float | str = "scale",
     # Calibrated SVM, ensemble=False: labels are the argmax of the reported probabilities.
     return CalibratedClassifierCV(SVC(C=C, kernel=kernel, gamma=gamma), method="sigmoid",
                                   cv=int(calibration_folds), ensemble=False)
-
-
-def _check_channels(prof: Profile, n_components: int) -> None:
-    if not 1 <= int(n_components) <= prof.n_channels:
-        raise ProfileError(
-            f"n_components={n_components} is out of range: profile '{prof.name}' has "
-            f"{prof.n_channels} channels, so 1 <= n_components <= {prof.n_channels}")
 
 
 _FILTER = {"l_freq": None, "h_freq": None, "order": 4}
@@ -127,7 +121,6 @@ def _fbcsp(profile: Profile, *, n_components: int | None, select_k: int | str, c
            order: int, log: bool = True, reg: Any = None) -> Pipeline:
     if n_components is None:
         n_components = default_n_components(profile.n_channels, 4)
-    _check_channels(profile, n_components)
     bank = CausalFilterBank(profile.to_dict(), order=order).fit()
     final = _svm(C) if clf == "svm" else LinearDiscriminantAnalysis()
     return Pipeline([
@@ -165,6 +158,8 @@ DECODERS: dict[str, DecoderSpec] = {
     )
 }
 
+register_param(Param("decoder", DEFAULT_DECODER, f"the decoder: {', '.join(DECODERS)}", choice(*DECODERS)))
+
 
 def decoder_spec(name: str) -> DecoderSpec:
     """The registered decoder ``name``.
@@ -196,19 +191,22 @@ def make_decoder(name: str = DEFAULT_DECODER, profile: Profile | str | None = No
     Raises
     ------
     ProfileError
-        Unknown decoder, a parameter it does not take, or a value out of range.
+        Unknown decoder.
+    ParameterError
+        A parameter the decoder does not take, or a value it does not allow (named with the value
+        given and what is allowed; `bcistream.pipeline.params.PARAMS`), before scikit-learn sees it.
     """
     spec = decoder_spec(name)
+    where = f"make_decoder({name!r})"
     unknown = set(params) - set(spec.defaults)
     if unknown:
-        raise ProfileError(f"decoder '{name}' takes no parameter {', '.join(sorted(unknown))} "
-                           f"(its parameters: {', '.join(spec.defaults)})")
+        raise ParameterError(f"{where}: decoder '{name}' takes no parameter {', '.join(sorted(unknown))} "
+                             f"(its parameters: {', '.join(spec.defaults)})")
     prof = load_profile(profile) if not isinstance(profile, Profile) else profile
     full = {**spec.defaults, **params}
-    if name in ("ts-lr", "ts-svm", "mdm") and full["estimator"] not in ("oas", "lwf", "scm", "cov"):
-        raise ProfileError(f"estimator must be one of oas, lwf, scm, cov; got {full['estimator']!r}")
-    if name == "fbcsp" and full["clf"] not in ("svm", "lda"):
-        raise ProfileError(f"clf must be 'svm' or 'lda', got {full['clf']!r}")
+    if full.get("n_components", 0) is None:  # the decoder's own default, to check it against the montage
+        full["n_components"] = default_n_components(prof.n_channels, spec.max_components)
+    check_params(full, prof, where)
     return spec.build(prof, **full)
 
 

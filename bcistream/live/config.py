@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bcistream.errors import ConfigError
 
 __all__ = ["LiveConfig", "TRIGGERS"]
 
@@ -48,9 +51,28 @@ class LiveConfig(BaseModel):
         Engine processes (`bcistream.workers`). LSL: the streams are split over them (default: one
         per core, at most one per stream); Kafka: members of the consumer group (default 1). More
         than one cannot record, hot swap or classify remotely (those need one engine process).
+
+    Raises
+    ------
+    bcistream.errors.ConfigError
+        A ``ValueError``: one line per field refused (``LiveConfig: workers must be >= 1, got 0``),
+        in place of pydantic's multi-line report.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **fields: Any) -> None:
+        try:
+            super().__init__(**fields)
+        except ValidationError as exc:
+            raise ConfigError.from_validation(type(self).__name__, exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> LiveConfig:  # type: ignore[override]
+        """Validate a mapping into a config; `ConfigError` (one line per field) when refused."""
+        if isinstance(obj, Mapping) and not kwargs:
+            return cls(**obj)  # pydantic would wrap the ConfigError of __init__ in a ValidationError
+        return super().model_validate(obj, **kwargs)
 
     source: str = ""
     model: str = ""

@@ -14,6 +14,7 @@ from bcistream.data.profiles import Profile, load_profile
 from bcistream.errors import ProfileError
 from bcistream.pipeline.csp import CSP
 from bcistream.pipeline.filter import CausalBandpass
+from bcistream.pipeline.params import check_params
 
 __all__ = ["DEFAULT_PARAMS", "csp_filters", "default_n_components", "make_pipeline", "pipeline_band",
            "pipeline_profile", "power_to_features", "profile_from"]
@@ -52,8 +53,10 @@ def profile_from(
     Parameters
     ----------
     info : mne.Info, optional
-        Its EEG channels (``pick_types(eeg=True)``; all channels when it has none typed EEG) and
-        ``info["sfreq"]`` become the profile's channels and rate.
+        ``info["sfreq"]`` becomes the profile's rate; its channels: those of ``base``, in its
+        order, when the Info holds them all and ``base`` is given or the Info names them as the
+        base profile's files do (its ``rename``: a 2a file; EOG channels typed ``eeg`` stay out);
+        else its EEG channels (``pick_types(eeg=True)``; all channels when none is typed EEG).
     sfreq : float, optional
         Sampling rate in Hz (instead of ``info``).
     ch_names : sequence of str, optional
@@ -78,17 +81,16 @@ def profile_from(
     if info is not None:
         if not isinstance(info, mne.Info):
             raise ProfileError(f"info must be an mne.Info, got {type(info).__name__}")
-        picks = mne.pick_types(info, eeg=True, exclude=[])
-        names = [info["ch_names"][i] for i in picks] if len(picks) else list(info["ch_names"])
+        names, rename = _info_channels(info, load_profile(base), chosen=base is not None)
         rate = float(info["sfreq"])
     else:
         if sfreq is None or not ch_names:
             raise ProfileError("sfreq and ch_names go together: give both (or info)")
-        names, rate = [str(c) for c in ch_names], float(sfreq)
+        names, rate, rename = [str(c) for c in ch_names], float(sfreq), {}
     prof = load_profile(base)
     fields = prof.model_dump()
     fields.update(name=f"{prof.name}-custom" if base is not None else "custom", channels=tuple(names),
-                  sfreq=rate, rename={})
+                  sfreq=rate, rename=rename)
     if base is None:  # the 2a files' own quirks (reject code, missing-value marker) do not carry over
         fields.update(reject_marker=None, unknown_cue=None, missing_value=None)
     if classes is not None:
@@ -103,6 +105,26 @@ def profile_from(
     except ValueError as exc:
         raise ProfileError(f"cannot make a profile from {'info' if info is not None else 'sfreq/ch_names'}: "
                            f"{exc}") from None
+
+
+def _info_channels(info: Any, prof: Profile, chosen: bool) -> tuple[list[str], dict[str, str]]:
+    """The channels of ``info`` to decode, and the renames that name them.
+
+    The profile decides when ``info`` holds every one of its channels and the profile was
+    ``chosen`` by the caller, or the Info names them as the profile's files do (``prof.rename``:
+    a 2a file): its channels in its order, whatever the file's types say (2a files type their EOG
+    channels ``eeg``). Otherwise the EEG-typed channels in the Info's order (all channels when
+    none is typed EEG): a 64-channel cap that happens to hold the 2a names keeps all 64.
+    """
+    import mne
+
+    in_files = {prof.rename.get(name, name): name for name in info["ch_names"]}
+    if all(ch in in_files for ch in prof.channels) and (
+            chosen or (prof.rename and all(in_files[ch] in prof.rename for ch in prof.channels))):
+        return list(prof.channels), {in_files[ch]: ch for ch in prof.channels if in_files[ch] != ch}
+    picks = mne.pick_types(info, eeg=True, exclude=[])
+    names = [info["ch_names"][i] for i in picks] if len(picks) else list(info["ch_names"])
+    return names, {}
 
 
 def make_pipeline(
@@ -149,7 +171,7 @@ def make_pipeline(
     order : int
         Butterworth order.
     calibration_folds : int
-        Folds of the sigmoid calibration that turns SVM scores into class probabilities.
+        Folds (2..20) of the sigmoid calibration that turns SVM scores into class probabilities.
 
     Returns
     -------
@@ -162,8 +184,12 @@ def make_pipeline(
 
     Raises
     ------
+    ParameterError
+        A value not allowed (`bcistream.pipeline.params.PARAMS`: ``C > 0``, ``kernel`` linear or
+        rbf, ``n_components`` in ``1..n_channels``, band edges below Nyquist and in order, ...),
+        named with the value given, before scikit-learn sees it.
     ProfileError
-        ``n_components`` outside ``1..n_channels``; ``info`` with ``sfreq``/``ch_names``.
+        ``info`` with ``sfreq``/``ch_names``, or a profile that cannot be made.
 
     Examples
     --------
@@ -178,11 +204,9 @@ def make_pipeline(
         prof = load_profile(profile)
     if n_components is None:
         n_components = default_n_components(prof.n_channels)
-    if not 1 <= int(n_components) <= prof.n_channels:
-        raise ProfileError(
-            f"n_components={n_components} is out of range: profile '{prof.name}' has "
-            f"{prof.n_channels} channels, so 1 <= n_components <= {prof.n_channels}"
-        )
+    check_params({"n_components": n_components, "log": log, "reg": reg, "C": C, "kernel": kernel,
+                  "gamma": gamma, "l_freq": l_freq, "h_freq": h_freq, "order": order,
+                  "calibration_folds": calibration_folds}, prof, "make_pipeline")
     return Pipeline(
         [
             ("filter", CausalBandpass(prof.to_dict(), l_freq=l_freq, h_freq=h_freq, order=order)),

@@ -59,6 +59,15 @@ def _registry_alias(tracking_uri: str | None, name: str, alias: str) -> str | No
     return None if version is None else str(version)
 
 
+def _missing(tracking_uri: str | None, name: str, alias: str) -> str:
+    """No such model, or no such alias (with the names / aliases that exist)."""
+    if tracking_uri is None:
+        return f"model '{name}' has no alias '{alias}' in the registry"
+    from bcistream.training.registry import missing_model
+
+    return missing_model(tracking_uri, name, alias=alias)
+
+
 class ModelHolder:
     """Holds the current model (and the previous one) of a registry alias.
 
@@ -152,7 +161,7 @@ class ModelHolder:
                 version = self._resolve(self.tracking_uri, self.uri.name, self.uri.alias or "champion")
             if version is None:
                 self.registry_reachable = True
-                self.last_error = f"model '{self.uri.name}' has no alias '{self.uri.alias}' in the registry"
+                self.last_error = _missing(self.tracking_uri, self.uri.name, self.uri.alias or "champion")
                 return False
             swapped = False
             if self._current is None or str(self._current.version) != str(version):

@@ -59,7 +59,7 @@ def parse_kafka_opts(opts: Iterable[str]) -> dict[str, Any]:
         key, sep, value = opt.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
-            raise BcistreamError(f"--kafka-opt must look like key=value, got {opt!r}")
+            raise BcistreamError(f"--kafka-opt: must look like key=value, got {opt!r}")
         out[key] = _coerce(value.strip())
     return out
 

@@ -223,7 +223,7 @@ def build_job(
         if spec.get("completionMode") != "Indexed":
             raise BcistreamError(f"--parallelism applies to Indexed Jobs (tune), not to '{kind}'")
         if parallelism < 1:
-            raise BcistreamError(f"--parallelism must be >= 1, got {parallelism}")
+            raise BcistreamError(f"--parallelism: must be >= 1, got {parallelism}")
         spec["parallelism"] = spec["completions"] = parallelism
         if "maxFailedIndexes" in spec:
             spec["maxFailedIndexes"] = min(spec["maxFailedIndexes"], parallelism)

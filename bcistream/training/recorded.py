@@ -106,7 +106,7 @@ def parse_since(text: str | float | None) -> float | None:
     try:
         when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
-        raise BcistreamError(f"--since must be unix seconds or an ISO date/time, got '{text}'") from None
+        raise BcistreamError(f"--since: must be unix seconds or an ISO date/time, got '{text}'") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()

@@ -39,6 +39,7 @@ __all__ = [
     "client",
     "load_model",
     "log_pipeline",
+    "missing_model",
     "model_versions",
     "register_model",
     "registered_names",
@@ -393,6 +394,43 @@ def registered_names(tracking_uri: str) -> list[str]:
     return out
 
 
+def missing_model(tracking_uri: str, name: str, *, alias: str | None = None,
+                  version: str | None = None) -> str:
+    """Why ``models:/NAME@ALIAS`` (or ``NAME/VERSION``) finds nothing, in one line.
+
+    A name the registry does not hold is said so, with the names it does hold (and their aliases);
+    a known name without that alias or version lists the ones it has. Never raises (an error
+    message must not fail itself): an unreadable registry gives the plain statement.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client(tracking_uri, wait_s=0).get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            model = False
+        else:
+            model = None
+    except Exception:  # noqa: BLE001
+        model = False
+    if model is None:
+        return f"no registered model named '{name}' in {tracking_uri} ({_names_hint(tracking_uri)})"
+    if model is False:  # unreadable: say what was asked for, nothing more
+        what = f"alias '{alias}'" if alias is not None else f"version {version}"
+        return f"model '{name}' has no {what} in {tracking_uri}"
+    if alias is not None:
+        have = sorted((model.aliases or {}).keys())
+        its = f"its aliases: {', '.join(have)}" if have else "it has no alias yet: promote a version"
+        return f"model '{name}' has no alias '{alias}' in {tracking_uri} ({its})"
+    try:
+        versions = sorted((int(v.version) for v in client(tracking_uri, wait_s=0).search_model_versions(
+            f"name = '{name}'")), reverse=True)
+    except Exception:  # noqa: BLE001
+        versions = []
+    its = f"its versions: {', '.join(map(str, versions[:20]))}" if versions else "it has no versions"
+    return f"model '{name}' has no version {version} in {tracking_uri} ({its})"
+
+
 def _names_hint(tracking_uri: str) -> str:
     names = registered_names(tracking_uri)
     return f"registered models: {'; '.join(names[:20])}" if names else "the registry holds no models"
@@ -485,9 +523,8 @@ def load_model(model_uri: str, tracking_uri: str | None = None) -> LoadedModel:
     try:
         mv = c.get_model_version_by_alias(name, alias) if alias else c.get_model_version(name, version)
     except MlflowException:
-        what = f"alias '{alias}'" if alias else f"version {version}"
-        raise ModelError(f"{model_uri}: model '{name}' has no {what} in {tracking_uri} "
-                         f"({_names_hint(tracking_uri)})") from None
+        raise ModelError(f"{model_uri}: {missing_model(tracking_uri, name, alias=alias, version=version)}"
+                         ) from None
     run_id = mv.run_id or (mv.tags or {}).get("run_id")
     tmp = Path(tempfile.mkdtemp(prefix="bcistream-model-"))
     try:

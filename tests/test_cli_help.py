@@ -1,0 +1,40 @@
+"""``--help`` of every command is plain text: no RST quoting, no ``<list[str]>`` metavars."""
+
+from __future__ import annotations
+
+import typer
+
+from bcistream.cli import app, main
+
+
+def _commands(group=None, prefix=()):
+    """Every command path, groups included (``("k8s", "submit")``)."""
+    group = typer.main.get_command(app) if group is None else group
+    out = [prefix]
+    for name, sub in getattr(group, "commands", {}).items():
+        out.extend(_commands(sub, (*prefix, name)))
+    return out
+
+
+def test_every_help_is_plain_text(capsys):
+    paths = _commands()
+    assert ("run",) in paths and ("k8s", "submit") in paths and len(paths) > 15
+    for path in paths:
+        code = main([*path, "--help"])
+        out = capsys.readouterr().out
+        assert code == 0 and "Usage:" in out, path
+        assert "``" not in out, (path, [line for line in out.splitlines() if "``" in line])
+        assert "<list[" not in out, (path, [line for line in out.splitlines() if "<list[" in line])
+        assert "`" not in out, (path, [line for line in out.splitlines() if "`" in line])
+
+
+def test_list_options_have_named_metavars(capsys):
+    main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--train FILE" in out and "--set KEY=VALUE" in out
+    main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "--to SINK" in out and "--kafka-opt KEY=VALUE" in out
+    main(["tune", "--help"])
+    out = capsys.readouterr().out
+    assert "--set fixes parameters" in out  # was ``--set`` fixes parameters

@@ -1,0 +1,105 @@
+"""Model names in messages and tables: an unknown name says so and lists the names that exist;
+`models` never cuts an alias; `train` prints what each version is after the gate."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import bcistream as bs
+from bcistream.cli import main
+from bcistream.training.registry import ModelError, client, load_model, missing_model
+from tests.serving_support import register
+
+LONG_ALIASES = ["champion", "challenger", "canary-for-the-lab-upstairs", "rollback-before-2024-upgrade"]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """One small sqlite registry: 'bcistream-A01' v1 with several long aliases."""
+    folder = tmp_path_factory.mktemp("names")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    pipe = bs.make_pipeline(sfreq=250.0, ch_names=["C3", "Cz", "C4"], classes=["left", "right"],
+                            n_components=2)
+    rng = np.random.default_rng(0)
+    pipe.fit(rng.normal(size=(16, 3, 750)) * 1e-5, np.array(["left", "right"] * 8))
+    version = register(uri, pipe, alias="champion", name="bcistream-A01")
+    for alias in LONG_ALIASES[1:]:
+        client(uri).set_registered_model_alias("bcistream-A01", alias, version)
+    return uri
+
+
+def test_unknown_name_says_no_such_model_and_lists_the_names(registry):
+    line = missing_model(registry, "nope", alias="champion")
+    assert line.startswith(f"no registered model named 'nope' in {registry} "
+                           "(registered models: bcistream-A01 (")
+    assert "has no alias" not in line and "\n" not in line
+    with pytest.raises(ModelError, match=re.escape("models:/nope@champion: no registered model named 'nope'")
+                       ):
+        load_model("models:/nope@champion", registry)
+    with pytest.raises(ModelError, match="no registered model named 'nope'.*bcistream-A01"):
+        load_model("models:/nope/1", registry)
+
+
+def test_known_name_without_the_alias_or_version_lists_what_it_has(registry):
+    line = missing_model(registry, "bcistream-A01", alias="staging")
+    assert line == (f"model 'bcistream-A01' has no alias 'staging' in {registry} "
+                    f"(its aliases: {', '.join(sorted(LONG_ALIASES))})")
+    with pytest.raises(ModelError, match="model 'bcistream-A01' has no version 7 .*its versions: 1"):
+        load_model("models:/bcistream-A01/7", registry)
+
+
+def test_run_and_serve_say_the_same(registry, monkeypatch, capsys):
+    from bcistream.cli.serve_cmds import describe_model
+
+    found, line = describe_model("models:/nope@champion", registry)
+    assert not found and line.startswith("NO MODEL: no registered model named 'nope'")
+    assert "bcistream-A01" in line
+    monkeypatch.setenv("BCISTREAM_TRACKING_URI", registry)
+    assert main(["run", "--from", "lsl:amp1", "--model", "models:/nope@champion"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: models:/nope@champion: no registered model named 'nope'")
+    assert "bcistream-A01" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_models_table_never_cuts_an_alias(registry, monkeypatch, capsys):
+    monkeypatch.setenv("BCISTREAM_TRACKING_URI", registry)
+    monkeypatch.setenv("COLUMNS", "80")  # narrower than the aliases: they must fold, not be cut
+    assert main(["models", "--name", "bcistream-A01"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    # The aliases column, every line of the row: rejoined, it holds every alias in full.
+    cell = "".join(m.group(1).strip() for m in re.finditer(r"^│[^│]*│([^│]*)│", out, re.M))
+    assert cell.split(",") == sorted(LONG_ALIASES), out
+
+
+def test_train_prints_what_each_version_is_after_the_gate(tmp_path, monkeypatch, capsys):
+    from bcistream.data.synth import make_small_dataset
+
+    make_small_dataset(tmp_path / "data", subjects=1, seed=4, n_trials_per_class=8)
+    monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BCISTREAM_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("BCISTREAM_WANDB_MODE", "disabled")
+    monkeypatch.setenv("COLUMNS", "200")
+    train = ["train", "--data", str(tmp_path / "data"), "--subject", "1", "--folds", "2", "--min-trials", "1"]
+    assert main(train) == 0
+    out = capsys.readouterr().out
+    # The first version meets no champion: it is promoted, and every line says so.
+    assert "promoted to champion" in out, out
+    assert "(challenger)" not in out and "challenger (not promoted)" not in out, out
+    assert "bcistream-A01 v1 champion (promoted)" in out and "registered bcistream-A01 v1: champion" in out
+    # --no-promote leaves a challenger, and says why.
+    assert main([*train, "--no-promote"]) == 0
+    out = capsys.readouterr().out
+    assert "bcistream-A01 v2 challenger (--no-promote)" in out and "champion" not in out.split("report:")[0]
+
+
+def test_models_of_an_unknown_name_lists_the_names(registry, monkeypatch, capsys):
+    monkeypatch.setenv("BCISTREAM_TRACKING_URI", registry)
+    assert main(["models", "--name", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no registered model named 'nope' or 'nope-LABEL'")
+    assert "bcistream-A01 (" in err
