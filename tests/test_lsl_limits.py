@@ -88,14 +88,33 @@ def test_streams_beyond_the_hard_limit_are_refused_up_front(outlets):
     """)
     assert "refused:" in out.stdout, (out.stdout, out.stderr[-2000:])
     msg = out.stdout.split("refused:", 1)[1]
-    assert f"{N} LSL inlets need" in msg and f"at most {limit}" in msg and "--workers" in msg
+    assert f"{N} LSL inlets need" in msg and f"at most {limit}" in msg and "--workers N" in msg
+    assert "one process holds up to" in msg
     assert "Too many open files" not in out.stderr  # refused before liblsl ran out
 
 
 def test_max_inlets_follows_the_limit():
     assert max_inlets(RESERVE + 100 * FILES_PER_INLET) == 100
+    assert max_inlets(RESERVE + 100 * FILES_PER_INLET, in_use=120) == 90
     assert max_inlets(float("inf")) == float("inf")
     assert max_inlets(10) == 0
+
+
+def test_a_limit_that_holds_no_inlet_says_so(outlets):
+    out = _child(f"""
+        import os, resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 40,) * 2)
+        from bcistream.data.profiles import load_profile
+        from bcistream.streamer.lsl_limits import OpenFilesError
+        from bcistream.streamer.lsl_source import LslSource
+        try:
+            LslSource({outlets[:1]!r}, load_profile(None), markers=False, resolve_timeout=10)
+        except OpenFilesError as exc:
+            print("refused:", exc)
+        os._exit(0)
+    """)
+    msg = out.stdout.split("refused:", 1)[-1]
+    assert "not one inlet fits: raise the hard limit" in msg, (out.stdout, out.stderr[-2000:])
 
 
 def test_run_refuses_workers_that_cannot_hold_their_streams():
@@ -109,13 +128,16 @@ def test_run_refuses_workers_that_cannot_hold_their_streams():
         from bcistream.cli import main
         from bcistream.live import LiveConfig
         from bcistream.live.plan import plan_workers
-        print("planned", plan_workers(LiveConfig(source="lsl:{names}", model="m", workers=None)))
+        from bcistream.streamer.lsl_limits import max_inlets
+        planned = plan_workers(LiveConfig(source="lsl:{names}", model="m", workers=None))
+        print("planned", planned, max_inlets())
         sys.exit(main(["run", "--from", "lsl:{names}", "--model", "/nowhere/model", "--workers", "1",
                        "--no-view"]))
     """)
     assert out.returncode == 2, out.stderr[-2000:]
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: workers=1 puts up to 24 LSL streams"), lines
-    assert "use workers >= 3" in lines[0]
-    # 24 streams + their 24 cue streams, 10 inlets per process: 5 workers.
-    assert out.stdout.split()[-1] == "5"
+    assert "use at least" in lines[0] and "CLI --workers" in lines[0]
+    # 24 streams + their 24 cue streams over processes of ``per`` inlets each (~10 here).
+    planned, per = map(int, out.stdout.split()[-2:])
+    assert 0 < per < 24 and planned == -(-2 * N // per)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -73,11 +74,18 @@ def _replay_and_run(setup, names, out, workers):
 
 
 @pytest.mark.slow
-def test_two_workers_decide_exactly_as_one(stream_setup, tmp_path):
+def test_two_workers_decide_exactly_as_one(stream_setup, tmp_path, capsys):
     tag = uuid.uuid4().hex[:6]
     names = {k: [f"w{k}-{tag}-{i}" for i in range(N_STREAMS)] for k in (1, 2)}
     one = _replay_and_run(stream_setup, names[1], tmp_path / "one.jsonl", 1)
     two = _replay_and_run(stream_setup, names[2], tmp_path / "two.jsonl", 2)
+    # The final coverage line of the pool counts what its workers received (the parent sees no
+    # batches: it once printed "decided cues 36/0, decoded samples 79730/0").
+    lines = re.findall(r"decided cues (\d+)/(\d+), decoded samples (\d+)/(\d+)",
+                       "".join(capsys.readouterr()))
+    assert len(lines) == 2, lines
+    for decided, seen, decoded, received in (map(int, line) for line in lines):
+        assert 0 < decided <= seen and 0 < decoded <= received
 
     def keyed(decisions, prefix):
         # Same recording in every stream: key by the stream's index, not its name.

@@ -177,6 +177,7 @@ def _fake_source(chunks, skip_before=None):
     src = LslSource.__new__(LslSource)
     src._pylsl, src.profile, src.stats = pylsl, PROFILE, LslSourceStats()
     src.recheck_clock_s, src._skip_backlog = 5.0, False
+    src._gap_per_stream, src._last_pass = 0.0, 0.0
     st = _Stream("s", _FakeInlet(chunks), None, 250.0, 22, 64)
     st.skip_before = skip_before
     src._streams, src._marker_inlets = [st], []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -134,30 +134,32 @@ def train(
     with progress_bar("training", total=n_models) as advance:
         outcome = train_models(loaded, params, config, pooled=pooled, progress=advance, n_jobs=jobs)
     # Judge first, print after: the table then says what each version IS (champion or challenger).
-    decisions: dict[str, object] = {}
-    status: dict[str, str] = {}
+    # Keyed by (name, version): every subject's model has its own version 1.
+    decisions: dict[tuple[str, str], Any] = {}
+    status: dict[tuple[str, str], str] = {}
     for m in outcome.models:
+        key = (m.name, m.version)
         if no_promote:
-            status[m.version] = "challenger (--no-promote)"
+            status[key] = "challenger (--no-promote)"
         elif not m.heldout:
-            status[m.version] = "challenger — no labelled test session (--test), not promoted"
+            status[key] = "challenger — no labelled test session (--test), not promoted"
         else:
-            decisions[m.version] = decision = _promote(
+            decisions[key] = decision = _promote(
                 m.heldout, tracking_uri=config.tracking_uri, name=m.name, margin=margin,
                 min_trials=min_trials, metric=metric, challenger=m.version)
-            status[m.version] = "champion (promoted)" if decision.promoted else "challenger (not promoted)"
+            status[key] = "champion (promoted)" if decision.promoted else "challenger (not promoted)"
     table = Table("model", "registered as", "T→E acc", "kappa", "CV on T", "trials T/E", "fit s",
                   title=f"Training run {outcome.folder.name}")
     for m in outcome.models:
         r = m.result
-        table.add_row(m.label, f"{m.name} v{m.version} {status[m.version]}",
+        table.add_row(m.label, f"{m.name} v{m.version} {status[(m.name, m.version)]}",
                       "—" if r.accuracy is None else f"{r.accuracy:.3f}",
                       "—" if r.kappa is None else f"{r.kappa:.3f}",
                       f"{r.cv_mean:.3f} ± {r.cv_std:.3f}", f"{r.n_train}/{r.n_test}", f"{m.seconds:.1f}")
     console.print(table)
     for m in outcome.models:
-        console.print(f"registered {m.name} v{m.version}: {status[m.version]}", soft_wrap=True)
-        decision = decisions.get(m.version)
+        console.print(f"registered {m.name} v{m.version}: {status[(m.name, m.version)]}", soft_wrap=True)
+        decision = decisions.get((m.name, m.version))
         if decision is not None:
             colour = "green" if decision.promoted else "yellow"
             console.print(f"[{colour}]{decision.summary()}[/{colour}]", soft_wrap=True)

@@ -68,7 +68,7 @@ class LiveConfig(BaseModel):
             raise ConfigError.from_validation(type(self).__name__, exc) from None
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> LiveConfig:  # type: ignore[override]
+    def model_validate(cls, obj: Any, **kwargs: Any) -> LiveConfig:
         """Validate a mapping into a config; `ConfigError` (one line per field) when refused."""
         if isinstance(obj, Mapping) and not kwargs:
             return cls(**obj)  # pydantic would wrap the ConfigError of __init__ in a ValidationError

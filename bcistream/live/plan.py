@@ -52,17 +52,22 @@ def plan_workers(config: LiveConfig) -> int:
     if n_streams is None:
         return config.workers
     n = min(config.workers, n_streams)
-    if _workers_for_files(n_streams) > n:
-        from bcistream.streamer.lsl_limits import OpenFilesError, max_inlets
+    from bcistream.streamer.lsl_limits import OpenFilesError, max_inlets
 
+    per = max_inlets()
+    if math.ceil(n_streams / n) > per:
+        fix = (f"use at least {_workers_for_files(n_streams)} workers (workers=…; CLI --workers …) "
+               f"or raise the hard limit" if per else "not one inlet fits: raise the hard limit")
+        fix = fix.replace("…", str(_workers_for_files(n_streams)))
         raise OpenFilesError(f"workers={n} puts up to {math.ceil(n_streams / n)} LSL streams in one "
-                             f"process but one process may hold {max_inlets():.0f} inlets here "
-                             f"(`ulimit -Hn`, 12 files per inlet); use workers >= "
-                             f"{_workers_for_files(n_streams)} or raise the hard limit")
+                             f"process but one process may hold {per:.0f} inlets here (`ulimit -Hn`, "
+                             f"12 open files per liblsl inlet); {fix}")
     return n
 
 
 def _workers_for_files(n_inlets: int) -> int:
+    """Processes for ``n_inlets`` to fit the open-files limit (1 when none fits: the source then
+    refuses with the reason)."""
     from bcistream.streamer.lsl_limits import max_inlets
 
     per = max_inlets()

@@ -111,6 +111,9 @@ class RunMonitor:
         self.coverage.cues_ignored = (int(stats.get("markers_unmapped", 0))
                                       + int(stats.get("markers_rejected", 0)))
         self.coverage.samples_decoded = int(stats.get("samples_in", self.coverage.samples_decoded))
+        if "received_samples" in stats:  # a worker pool: its workers counted what they received
+            self.coverage.samples_received = int(stats["received_samples"])
+            self.coverage.cues_seen = int(stats.get("received_cues", 0))
         if events:
             self.record(events)
         return events

@@ -24,8 +24,9 @@ __all__ = ["FILES_PER_INLET", "OpenFilesError", "ensure_open_files", "files_limi
 log = logging.getLogger(__name__)
 
 FILES_PER_INLET = 12
-# Descriptors a process needs beside its inlets (Python, numpy, sinks, metrics server, logs).
-RESERVE = 256
+# Descriptors a process needs beside its inlets and what it has open already (sinks, metrics
+# server, reconnects, logs).
+RESERVE = 64
 
 
 class OpenFilesError(BcistreamError):
@@ -53,14 +54,18 @@ def open_files() -> int:
     return 64
 
 
-def max_inlets(limit: float | None = None) -> float:
-    """Inlets one process can hold under ``limit`` open files (default: this process's hard limit)."""
+def max_inlets(limit: float | None = None, in_use: int = 0) -> float:
+    """Inlets one process can hold under ``limit`` open files with ``in_use`` already open.
+
+    ``limit`` defaults to this process's hard limit (then ``in_use`` to what it has open now).
+    """
     if limit is None:
         lim = files_limit()
         limit = math.inf if lim is None else lim[1]
+        in_use = open_files()
     if math.isinf(limit):
         return math.inf
-    return max(int((limit - RESERVE) // FILES_PER_INLET), 0)
+    return max(int((limit - in_use - RESERVE) // FILES_PER_INLET), 0)
 
 
 def ensure_open_files(n_inlets: int) -> float:
@@ -88,12 +93,14 @@ def ensure_open_files(n_inlets: int) -> float:
     if needed <= soft:
         return soft
     if needed > hard:
-        per_worker = int(max_inlets(hard))
+        per = int(max_inlets(hard, open_files()))
+        fix = (f"one process holds up to {per:,} inlets here: split the streams over worker "
+               f"processes (workers=N; CLI --workers N) or raise the hard limit" if per else
+               "not one inlet fits: raise the hard limit")
         raise OpenFilesError(
             f"{n_inlets} LSL inlets need ~{needed:,} open files (liblsl keeps {FILES_PER_INLET} per "
-            f"inlet) but this process may open at most {hard:,.0f} (`ulimit -Hn`); raise the hard "
-            f"limit, or split the streams over worker processes (workers=; CLI --workers N): "
-            f"one process holds up to {per_worker:,} inlets here")
+            f"inlet; {open_files()} already open) but this process may open at most {hard:,.0f} "
+            f"(`ulimit -Hn`); {fix}")
     import resource
 
     target = min(hard, 2 * needed)
