@@ -100,11 +100,9 @@ def profile_from(
     high = min(fields["band"][1], 0.45 * rate)  # keep the band below Nyquist for slow rigs
     if high != fields["band"][1]:
         fields["band"] = (fields["band"][0], high)
-    try:
-        return Profile(**fields)
-    except ValueError as exc:
-        raise ProfileError(f"cannot make a profile from {'info' if info is not None else 'sfreq/ch_names'}: "
-                           f"{exc}") from None
+    # One line naming the field (a raw pydantic error is several lines with a URL).
+    given = "info" if info is not None else "sfreq/ch_names"
+    return Profile.from_dict(fields, source=f"make_pipeline ({given})")
 
 
 def _info_channels(info: Any, prof: Profile, chosen: bool) -> tuple[list[str], dict[str, str]]:
