@@ -38,3 +38,12 @@ def test_list_options_have_named_metavars(capsys):
     main(["tune", "--help"])
     out = capsys.readouterr().out
     assert "--set fixes parameters" in out  # was ``--set`` fixes parameters
+
+
+def test_run_help_names_every_sink_kind(capsys):
+    from bcistream.streamer.endpoints import SINK_KINDS
+
+    main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    missing = [kind for kind in SINK_KINDS if kind not in ("stdout",) and f"{kind}:" not in out]
+    assert not missing, missing

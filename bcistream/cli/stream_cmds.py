@@ -155,8 +155,9 @@ def run_with_view(system, view: bool | None) -> None:
 def run(
     source: Annotated[str, typer.Option("--from", help="lsl:NAME[,NAME...] or kafka:TOPIC.")],
     model: Annotated[str, typer.Option(help="models:/NAME@ALIAS, models:/NAME/N or a model folder.")],
-    to: Annotated[list[str] | None, typer.Option(metavar="SINK", help="stdout | jsonl:PATH | lsl:NAME | "
-                                                      "kafka:TOPIC (repeatable).")] = None,
+    to: Annotated[list[str] | None, typer.Option(metavar="SINK", help="stdout | jsonl:PATH | kafka:TOPIC | "
+                                                      "lsl:NAME | lsl-proba:NAME | "
+                                                      "lsl-labels:NAME (repeatable).")] = None,
     trigger: Annotated[str, typer.Option(help="hop, cue or both.")] = "both",
     hop: Annotated[float, typer.Option(help="Seconds between sliding-window decisions.")] = 0.25,
     classifier: Annotated[str, typer.Option(help="'local' or the URL of the bcistream service.")] = "local",
