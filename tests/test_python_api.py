@@ -77,9 +77,11 @@ def test_live_config_errors_name_python_parameters():
             bs.LiveConfig(source="lsl:a", model="m", **fields)
     with pytest.raises(BcistreamError, match="source is empty"):
         bs.LiveSystem(bs.LiveConfig(model="m"))
-    with pytest.raises(BcistreamError, match="sinks: 'file:x'"):
-        bs.LiveSystem(bs.LiveConfig(sinks=["file:x"]), pipeline=fitted_pipeline(),
-                      source=bs.MemorySource(synth_recording(4.0, seed=1))).open()
+    # Sources and sinks are checked when the config is made, not when the system opens.
+    with pytest.raises(BcistreamError, match="sinks 'file:x': expected one of stdout"):
+        bs.LiveConfig(sinks=["file:x"])
+    with pytest.raises(BcistreamError, match="source 'foo:a': expected one of lsl:"):
+        bs.LiveConfig(source="foo:a")
 
 
 def test_live_system_runs_in_its_own_thread_and_stops_every_thread():

@@ -115,6 +115,19 @@ class LiveConfig(BaseModel):
             raise ValueError(f"classifier must be 'local' or an http(s) URL, got {value!r}")
         return value
 
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        # Checked when the config is made, not when the system opens ("" = a source object).
+        return _spec(value, ("lsl", "kafka")) if value else value
+
+    @field_validator("sinks")
+    @classmethod
+    def _sinks(cls, value: list[str]) -> list[str]:
+        from bcistream.streamer.endpoints import SINK_KINDS
+
+        return [_spec(v, SINK_KINDS) for v in value]
+
     @field_validator("poll_interval")
     @classmethod
     def _poll(cls, value: float | None) -> float | None:
@@ -126,3 +139,15 @@ class LiveConfig(BaseModel):
     def triggers(self) -> tuple[str, ...]:
         """The engine's triggers for `trigger`."""
         return TRIGGERS[self.trigger]
+
+
+def _spec(spec: str, kinds: tuple[str, ...]) -> str:
+    """``spec`` when it is ``KIND:VALUE`` of ``kinds``; else ValueError (pydantic reports it)."""
+    from bcistream.errors import BcistreamError
+    from bcistream.streamer.endpoints import split_spec
+
+    try:
+        split_spec(spec, kinds)
+    except BcistreamError as exc:
+        raise ValueError(str(exc)) from None
+    return spec
