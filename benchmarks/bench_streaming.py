@@ -437,8 +437,8 @@ def run() -> list[dict]:
                      "decision outlet, p99 (samples pushed one by one at 250 Hz, hop 0.1 s)",
                      round(lat["p99"], 3), "ms", 5.0, "low", p50=round(lat["p50"], 3), decisions=lat["n"],
                      split_ms=lat["split_ms"]))
-    # Before the probes: after ~2 000 probe outlets came and went on this machine, liblsl took
-    # 3.0 s to find a returning outlet instead of 1.2 s (measured alone), in every round.
+    # Pinned to one core (as run_all runs this module) liblsl takes ~3.0 s to find a returning
+    # outlet; unpinned ~1.2 s. Measured before the probes, which leave thousands of closed outlets.
     rec = lsl_reconnect()
     rows.append(_row("lsl_reconnect_s", "LSL: outlet away 0.5 s and back (same source id) -> its samples "
                      "in the source again, median of 3", round(rec["median_s"], 3), "s", 2.0, "low",
