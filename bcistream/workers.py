@@ -24,6 +24,7 @@ import os
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,6 +217,7 @@ class WorkerPool:
         self._queue = ctx.Queue()
         self._stop = ctx.Event()
         self._stats: list[dict] = [{} for _ in specs]
+        self._early: deque[tuple] = deque()
         self.events = EventQueue()
         self.version = specs[0].version if specs else ""
         self.stream_ids: list[str] = []
@@ -228,12 +230,17 @@ class WorkerPool:
         deadline = time.monotonic() + start_timeout
         try:
             while len(ready) < len(self._procs):
-                kind, index, payload = self._get(deadline)[:3]
+                msg = self._get(deadline)
+                kind, index, payload = msg[:3]
                 if kind == "ready":
                     ready.add(index)
                     self.stream_ids.extend(payload or [])
                 elif kind == "error":
                     raise WorkerError(f"worker {index} failed to start: {payload}")
+                else:
+                    # A worker ready early already decides while others open their streams:
+                    # its decisions and stats are kept for the first poll (they were dropped).
+                    self._early.append(msg)
         except BaseException:
             self.close()
             raise
@@ -261,8 +268,9 @@ class WorkerPool:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                msg = self._queue.get(timeout=max(deadline - time.monotonic(), 0.0)
-                                      if not decisions else 0.0)
+                msg = (self._early.popleft() if self._early else
+                       self._queue.get(timeout=max(deadline - time.monotonic(), 0.0)
+                                       if not decisions else 0.0))
             except queue.Empty:
                 self._check_alive()
                 return decisions
