@@ -135,8 +135,8 @@ def _worker_main(index: int, spec: WorkerSpec, out: Any, stop: Any) -> None:
                 out.put(("stats", index, counted.stats(engine), events))
 
         run_loop(engine, counted, sinks, halt, report, poll_timeout=0.02)
-        events = engine.events.drain() + (src.events.drain() if hasattr(src, "events") else [])
-        out.put(("stats", index, counted.stats(engine), events))
+        halt.set()
+        report([])  # the last stats and events (halt set: sent now)
         out.put(("done", index, None))
     except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent, with its message
         out.put(("error", index, f"{type(exc).__name__}: {exc}"))
@@ -159,16 +159,18 @@ class _Counted:
     from here, merged over the workers as ``received_cues`` and ``received_samples``."""
 
     def __init__(self, source: Any) -> None:
-        self.source, self.cues, self.samples = source, 0, 0
+        from bcistream.realtime.monitor import Coverage
+
+        self.source, self.coverage = source, Coverage()
 
     def poll(self, timeout: float = 0.0) -> Any:
         batch = self.source.poll(timeout)
-        self.cues += len(batch.markers)
-        self.samples += sum(int(c.data.shape[-1]) for c in batch.chunks)
+        self.coverage.add_batch(batch)
         return batch
 
     def stats(self, engine: Any) -> dict[str, Any]:
-        return {**engine.stats(), "received_cues": self.cues, "received_samples": self.samples}
+        return {**engine.stats(), "received_cues": self.coverage.cues_seen,
+                "received_samples": self.coverage.samples_received}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.source, name)

@@ -56,9 +56,9 @@ def plan_workers(config: LiveConfig) -> int:
 
     per = max_inlets()
     if math.ceil(n_streams / n) > per:
-        fix = (f"use at least {_workers_for_files(n_streams)} workers (workers=…; CLI --workers …) "
-               f"or raise the hard limit" if per else "not one inlet fits: raise the hard limit")
-        fix = fix.replace("…", str(_workers_for_files(n_streams)))
+        need = _workers_for_files(n_streams)
+        fix = (f"use at least {need} workers (workers={need}; CLI --workers {need}) or raise the "
+               f"hard limit" if per else "not one inlet fits: raise the hard limit")
         raise OpenFilesError(f"workers={n} puts up to {math.ceil(n_streams / n)} LSL streams in one "
                              f"process but one process may hold {per:.0f} inlets here (`ulimit -Hn`, "
                              f"12 open files per liblsl inlet); {fix}")

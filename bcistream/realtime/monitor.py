@@ -58,6 +58,11 @@ class Coverage:
         """Cues seen but not decided (lost, or still waiting for their window)."""
         return max(self.cues_seen - self.cues_ignored - self.cues_decided, 0)
 
+    def add_batch(self, batch: Batch) -> None:
+        """Count what a source delivered: its markers and the samples of its chunks."""
+        self.cues_seen += len(batch.markers)
+        self.samples_received += sum(int(getattr(c.data, "shape", (0, 0))[-1]) for c in batch.chunks)
+
     def line(self) -> str:
         """``decided cues 67/67, decoded samples 166481/166481``."""
         return (f"decided cues {self.cues_decided}/{self.cues_seen - self.cues_ignored}, decoded samples "
@@ -95,9 +100,7 @@ class RunMonitor:
     # -- feeding ------------------------------------------------------------------------------
     def batch(self, batch: Batch) -> None:
         """Account for what the source delivered."""
-        self.coverage.cues_seen += len(batch.markers)
-        self.coverage.samples_received += sum(int(getattr(c.data, "shape", (0, 0))[-1])
-                                              for c in batch.chunks)
+        self.coverage.add_batch(batch)
 
     def tick(self, engine: object, source: object | None = None) -> list[EngineEvent]:
         """Drain the events of ``engine`` and ``source``; update coverage; return the events."""
