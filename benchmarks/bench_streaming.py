@@ -324,20 +324,20 @@ def kafka_latency(pipe, broker, seconds: float = 60.0, fetch_wait_ms: int = 5, t
             "split_ms": sink.split()}
 
 
-def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 120) -> dict:
+def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 120, topic: str = "ing.raw") -> dict:
     """Decode+decide rate of a backlog of 22x25 float32 chunks vs plain kafka-python consumption."""
     from kafka import KafkaConsumer
 
     from bcistream.realtime.engine import Engine, EngineConfig
     from bcistream.streamer.kafka_source import KafkaSource
 
-    broker.create_topics({"ing.raw": 4})
+    broker.create_topics({topic: 4})
     total = streams * chunks
-    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", "ing.raw", "--streams",
+    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", topic, "--streams",
                   str(streams), "--chunks", str(chunks))
     proc.wait(120)
     fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
-    consumer = KafkaConsumer("ing.raw", bootstrap_servers=broker.bootstrap, group_id="bench-raw",
+    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id="bench-raw",
                              auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=5,
                              max_poll_records=500, **fast)
     n, t0 = 0, None
@@ -348,7 +348,7 @@ def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 120) -> dict:
         n += sum(len(r) for r in got.values())
     raw_rate = n / (time.monotonic() - t0)
     consumer.close()
-    src = KafkaSource(broker.bootstrap, "ing.raw", group="bench-engine", markers_topic=None,
+    src = KafkaSource(broker.bootstrap, topic, group="bench-engine", markers_topic=None,
                       n_channels=N_CH, sfreq=SFREQ, kafka_config=fast)
     engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
     from bcistream.realtime.loop import run_loop

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from bcistream.streamer.wire import HEADER, MAGIC, MAX_CHANNELS, MAX_SAMPLES, WI
 __all__ = ["Run", "decode_batch"]
 
 _CODES = {1: "<f4"}  #: float32 only: the slow path hands float64 on unconverted
+_VALUE, _KEY, _HEADERS, _OFFSET = (attrgetter(name) for name in ("value", "key", "headers", "offset"))
 
 
 @dataclass
@@ -34,7 +36,8 @@ class Run:
     ----------
     stream_id : str
     data : ndarray, shape (n_channels, n_samples)
-        Samples of every message of the run, in order (a new array).
+        Samples of every message of the run, in order (a copy, never a view of the messages'
+        read-only bytes).
     timestamps : ndarray, shape (n_samples,)
         Each message's first timestamp plus its sample steps.
     seq : int
@@ -75,16 +78,15 @@ def decode_batch(records: Sequence[Any], n_channels: int | None, sfreq: float | 
     """
     if len(records) < min_records:
         return None
-    first = records[0].value
+    values = list(map(_VALUE, records))
+    first = values[0]
     if first is None or len(first) <= HEADER.size:
         return None
     size = len(first)
-    values = []
-    for rec in records:
-        v = rec.value
-        if v is None or len(v) != size or rec.key is None or rec.headers:
-            return None
-        values.append(v)
+    raw_keys = list(map(_KEY, records))
+    if (None in values or None in raw_keys or any(map(_HEADERS, records))
+            or set(map(len, values)) != {size}):
+        return None
     head = HEADER.unpack_from(first, 0)
     code, n_ch, n_s = head[2], head[3], head[4]
     if code not in _CODES or not 1 <= n_ch <= MAX_CHANNELS or not 1 <= n_s <= MAX_SAMPLES:
@@ -103,25 +105,40 @@ def decode_batch(records: Sequence[Any], n_channels: int | None, sfreq: float | 
     if sfreq is not None and abs(float(rate[0]) - sfreq) > 1e-6:
         return None
     try:
-        keys = [rec.key.decode("utf-8") for rec in records]
+        keys = [k.decode("utf-8") for k in raw_keys]
     except UnicodeDecodeError:
         return None
-    offsets = np.fromiter((rec.offset for rec in records), dtype=np.int64, count=len(records))
-    steps = np.arange(n_s) / float(rate[0])
-    by_stream: dict[str, list[int]] = {}
-    for i, sid in enumerate(keys):
-        by_stream.setdefault(sid, []).append(i)
+    return _runs(arr, keys, np.fromiter(map(_OFFSET, records), dtype=np.int64, count=len(records)),
+                 n_ch, n_s, size)
+
+
+def _runs(arr: np.ndarray, keys: list[str], offsets: np.ndarray, n_ch: int, n_s: int,
+          size: int) -> list[Run]:
+    """Split decoded messages into runs: grouped by stream (first-seen order), then contiguous.
+
+    One stable sort and array comparisons find every run's bounds; each run is then one slice
+    (the per-run Python work is a transpose copy and a `Run`).
+    """
+    codes: dict[str, int] = {}
+    stream = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), dtype=np.int64,
+                         count=len(keys))
+    order = np.argsort(stream, kind="stable")
+    seq, session, stream = arr["seq"][order], arr["session"][order], stream[order]
+    # A run ends where the stream changes, the sequence is not contiguous or the session changes.
+    breaks = np.flatnonzero((stream[1:] != stream[:-1]) | (seq[1:] != seq[:-1] + n_s)
+                            | (session[1:] != session[:-1])) + 1
+    bounds = np.concatenate(([0], breaks, [len(order)])).tolist()
+    data = arr["data"][order]  # (n_messages, n_ch, n_s)
+    steps = np.arange(n_s) / float(arr["sfreq"][0])
+    ts = (arr["ts"][order][:, None] + steps[None, :]).reshape(-1)
+    offsets = offsets[order]
+    names = list(codes)
+    firsts = bounds[:-1]
+    seqs, sessions, sids = seq[firsts].tolist(), session[firsts].tolist(), stream[firsts].tolist()
     runs = []
-    for sid, idx in by_stream.items():
-        ix = np.asarray(idx)
-        seq, session = arr["seq"][ix], arr["session"][ix]
-        # Split where the sequence is not contiguous or the session changes: each part one run.
-        breaks = np.flatnonzero((seq[1:] != seq[:-1] + n_s) | (session[1:] != session[:-1])) + 1
-        for part in np.split(ix, breaks):
-            block = arr["data"][part]  # (k, n_ch, n_s)
-            data = np.ascontiguousarray(block.transpose(1, 0, 2)).reshape(n_ch, len(part) * n_s)
-            ts = (arr["ts"][part][:, None] + steps[None, :]).ravel()
-            runs.append(Run(sid, data, ts, int(arr["seq"][part[0]]),
-                            session_text(int(arr["session"][part[0]])), offsets[part], len(part),
-                            len(part) * size))
+    for a, b, first_seq, sess, sid in zip(firsts, bounds[1:], seqs, sessions, sids, strict=True):
+        k = b - a
+        block = data[a] if k == 1 else data[a:b].transpose(1, 0, 2).reshape(n_ch, k * n_s)
+        runs.append(Run(names[sid], block, ts[a * n_s:b * n_s], first_seq, session_text(sess),
+                        offsets[a:b], k, k * size))
     return runs
