@@ -65,6 +65,37 @@ def test_run_and_serve_say_the_same(registry, monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(("model", "says"), [
+    ("models:/nope@champion", "no registered model named 'nope'"),
+    ("models:/bcistream-A01/7", "model 'bcistream-A01' has no version 7"),
+])
+def test_serve_refuses_a_model_the_registry_never_had(registry, monkeypatch, capsys, model, says):
+    """A typo in --model is exit 2 with one line, not a service answering 503 forever."""
+    monkeypatch.setenv("BCISTREAM_TRACKING_URI", registry)
+    assert main(["serve", "--model", model, "--port", "9"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {model}: {says}"), err
+    assert "--wait-for-model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_serve_waits_for_an_alias_of_a_known_model(registry):
+    """A registered model without the alias yet is a wait (a promotion may come), not an error."""
+    from bcistream.cli.serve_cmds import refuse_unknown_model
+
+    refuse_unknown_model("models:/bcistream-A01@staging", registry)  # no exception
+    refuse_unknown_model("models:/bcistream-A01/1", registry)
+    with pytest.raises(bs.BcistreamError, match="no registered model named 'nope'"):
+        refuse_unknown_model("models:/nope@champion", registry)
+
+def test_serve_does_not_refuse_what_an_unreadable_registry_cannot_tell(tmp_path):
+    """An unreadable registry is not a typo: the service starts, warns and keeps retrying."""
+    from bcistream.cli.serve_cmds import refuse_unknown_model
+
+    broken = tmp_path / "mlflow.db"
+    broken.write_bytes(b"not a database" * 100)
+    refuse_unknown_model("models:/nope@champion", f"sqlite:///{broken}")  # no exception
+
+
 def test_models_table_never_cuts_an_alias(registry, monkeypatch, capsys):
     monkeypatch.setenv("BCISTREAM_TRACKING_URI", registry)
     monkeypatch.setenv("COLUMNS", "80")  # narrower than the aliases: they must fold, not be cut

@@ -68,6 +68,42 @@ def describe_model(model_uri: str, tracking_uri: str) -> tuple[bool, str]:
     return True, f"serving {uri.name} version {version} ({follows}; registry {tracking_uri})"
 
 
+def refuse_unknown_model(model_uri: str, tracking_uri: str) -> None:
+    """Refuse a ``--model`` the registry has never heard of (a typo must not serve 503 forever).
+
+    A registered model without the alias yet is a wait (a promotion may come); a name the registry
+    does not hold, or a fixed version it does not have, is refused. An unreachable registry is
+    not refused here: `describe_model` warns and the service keeps retrying.
+
+    Raises
+    ------
+    BcistreamError
+        One line: what is missing, what the registry holds, and ``--wait-for-model``.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from bcistream.errors import BcistreamError
+    from bcistream.serving.holder import parse_model_uri
+    from bcistream.training.registry import client, missing_model
+
+    uri = parse_model_uri(model_uri)
+    try:
+        reg = client(tracking_uri, wait_s=0)
+        if uri.version is None:
+            reg.get_registered_model(uri.name)
+        else:
+            reg.get_model_version(uri.name, uri.version)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return
+        why = (missing_model(tracking_uri, uri.name, alias=uri.alias or "champion") if uri.version is None
+               else missing_model(tracking_uri, uri.name, version=uri.version))
+        raise BcistreamError(f"{model_uri}: {why}; --wait-for-model serves anyway (503 until it "
+                             "exists)") from None
+    except Exception:  # noqa: BLE001  (unreachable registry: describe_model says so)
+        return
+
+
 def default_champion(base: str, tracking_uri: str) -> str | None:
     """``models:/NAME@champion`` of the one model ``base`` or ``base-LABEL`` with a champion.
 
@@ -103,8 +139,12 @@ def serve(
              "$BCISTREAM_MODEL_URI, else the one NAME-LABEL@champion in the registry.")] = None,
     host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes the service).")] = "127.0.0.1",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI.")] = None,
+    wait_for_model: Annotated[bool, typer.Option(
+        help="Serve even when --model names a model or version the registry does not hold yet "
+             "(503 until it appears).")] = False,
 ) -> None:
     """Run the BentoML service (``bentoml serve``) with the registry champion."""
+    given = model
     if model:
         from bcistream.serving.holder import parse_model_uri
 
@@ -115,6 +155,8 @@ def serve(
     if model is None and serving.model_uri is None:
         model = default_champion(serving.model_name, tracking_uri or settings().mlflow_uri)
     env = serve_env(model, tracking_uri)
+    if given and not wait_for_model:
+        refuse_unknown_model(given, env["BCISTREAM_TRACKING_URI"])
     found, line = describe_model(model or serving.resolved_model_uri(), env["BCISTREAM_TRACKING_URI"])
     console.print(line if found else f"[bold red]warning:[/bold red] {line}", highlight=False)
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", host]
