@@ -9,12 +9,9 @@ LSL stays on loopback with a config whose ``PortRange`` lets one host offer thou
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -25,124 +22,18 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SFREQ = 250.0
-N_CH = 22
-# BasePort away from liblsl's default 16572: thousands of bench outlets would otherwise take every
-# port of the default range, and the tests running beside the bench (other checkouts, the same
-# machine) could not open or find an outlet.
-LSL_CFG = ("[ports]\nIPv6 = disable\nBasePort = 22000\nPortRange = 8192\n"
-           "[multicast]\nResolveScope = machine\nAddressesOverride = {127.0.0.1}\n"
-           "Interfaces = {127.0.0.1}\nTTLOverride = 0\n"
-           "[lab]\nKnownPeers = {127.0.0.1}\n")
-
-
-def _lsl_env() -> None:
-    if "BCISTREAM_BENCH_LSLCFG" not in os.environ:
-        path = Path(tempfile.mkdtemp(prefix="bench-lsl-")) / "lsl_api.cfg"
-        path.write_text(LSL_CFG)
-        os.environ["BCISTREAM_BENCH_LSLCFG"] = str(path)
-    os.environ["LSLAPICFG"] = os.environ["BCISTREAM_BENCH_LSLCFG"]
-
-
-@contextlib.contextmanager
-def _all_cores():
-    """Children started inside run on every core (the bench process itself stays pinned)."""
-    if not hasattr(os, "sched_getaffinity"):
-        yield
-        return
-    mine = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, mine)
-
-
-def _child(*args: str) -> subprocess.Popen:
-    with _all_cores():
-        proc = subprocess.Popen([sys.executable, str(Path(__file__)), *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, env=os.environ.copy())
-    line = proc.stdout.readline()
-    if not line.startswith("ready"):
-        proc.kill()
-        raise RuntimeError(f"helper {args[0]} did not start: {line!r}")
-    return proc
-
-
-def _stop(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
-
-
-def _signal(rec, seconds: float = 8.0) -> np.ndarray:
-    n = int(seconds * SFREQ)
-    return np.ascontiguousarray(np.nan_to_num(rec.data[:, 2500:2500 + n]), dtype=np.float32)
-
-
-class _Timed:
-    """Sink wrapper: latency of each decision = publish time - push time of its last sample.
-
-    Also splits it (p50/p99 of each part): ``transport_in`` (push -> the poll that returned the
-    chunk: producer, broker or outlet, fetch wait), ``engine`` (that poll -> decision) and
-    ``publish`` (decision -> the sink's flush returned, e.g. the producer's ack).
-    """
-
-    def __init__(self, sink, clock):
-        self.sink, self.clock, self.lat, self.count = sink, clock, [], 0
-        self.parts: list[tuple[float, float, float]] = []
-        self._pending = []
-
-    def write(self, decisions):
-        self.sink.write(decisions)
-        self._pending.extend(decisions)
-        self.count += len(decisions)
-
-    def flush(self):
-        self.sink.flush()
-        now, mono = self.clock(), time.monotonic()
-        for d in self._pending:
-            if d.timestamp is None:
-                continue
-            self.lat.append((now - d.timestamp) * 1e3)
-            arrival = d.arrival + (now - mono)  # the chunk's arrival on the push clock
-            self.parts.append(((arrival - d.timestamp) * 1e3, (d.decided - d.arrival) * 1e3,
-                               (mono - d.decided) * 1e3))
-        self._pending = []
-
-    def split(self, skip: int = 5) -> dict:
-        parts = np.array(self.parts[skip:])
-        if not len(parts):
-            return {}
-        return {name: {"p50": round(float(np.percentile(parts[:, i], 50)), 3),
-                       "p99": round(float(np.percentile(parts[:, i], 99)), 3)}
-                for i, name in enumerate(("transport_in", "engine", "publish"))}
-
-    def close(self):
-        self.sink.close()
-
-
-class _Null:
-    def write(self, decisions):
-        pass
-
-    def flush(self):
-        pass
-
-    def close(self):
-        pass
-
-
-def _loop(engine, source, sinks, seconds: float) -> None:
-    from bcistream.realtime.loop import run_loop
-
-    stop = threading.Event()
-    threading.Timer(seconds, stop.set).start()
-    run_loop(engine, source, sinks, stop, poll_timeout=0.01)
+from benchmarks.kafka_bench import kafka_push, kafka_rows  # noqa: E402 (sys.path above)
+from benchmarks.stream_common import (  # noqa: E402
+    N_CH,
+    SFREQ,
+    _all_cores,
+    _child,
+    _loop,
+    _lsl_env,
+    _row,
+    _stop,
+    _Timed,
+)
 
 
 # ---------------------------------------------------------------------------------------- LSL
@@ -295,105 +186,6 @@ def lsl_reconnect(rounds: int = 3) -> dict:
     return {"median_s": float(np.median(took)), "max_s": float(np.max(took)), "rounds": took}
 
 
-# ---------------------------------------------------------------------------------------- Kafka
-def kafka_latency(pipe, broker, seconds: float = 60.0, fetch_wait_ms: int = 5, tag: str = "lat") -> dict:
-    """One stream, 25-sample chunks sent in real time; hop 0.1 s = one chunk."""
-    from bcistream.realtime.engine import Engine, EngineConfig
-    from bcistream.streamer.kafka_sink import KafkaDecisionSink
-    from bcistream.streamer.kafka_source import KafkaSource
-
-    broker.create_topics({f"{tag}.raw": 1, f"{tag}.decisions": 1})
-    src = KafkaSource(broker.bootstrap, f"{tag}.raw", group=f"bench-{tag}", markers_topic=None,
-                      n_channels=N_CH, sfreq=SFREQ,
-                      kafka_config={"session_timeout_ms": 2000, "heartbeat_interval_ms": 300,
-                                    "fetch_max_wait_ms": fetch_wait_ms})
-    while not src.assignment():
-        src.poll(0.05)
-    engine = Engine(pipe, "1", EngineConfig(hop_s=0.1, triggers=("hop",)))
-    sink = _Timed(KafkaDecisionSink(broker.bootstrap, f"{tag}.decisions"), time.time)
-    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", f"{tag}.raw", "--streams", "1",
-                  "--chunks", str(int(seconds * SFREQ / 25) + 20), "--realtime")
-    try:
-        _loop(engine, src, [sink], seconds)
-    finally:
-        _stop(proc)
-        src.close()
-        sink.close()
-    lat = np.array(sink.lat[5:])
-    return {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "n": len(lat),
-            "split_ms": sink.split()}
-
-
-def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 120, topic: str = "ing.raw") -> dict:
-    """Decode+decide rate of a backlog of 22x25 float32 chunks vs plain kafka-python consumption."""
-    from kafka import KafkaConsumer
-
-    from bcistream.realtime.engine import Engine, EngineConfig
-    from bcistream.streamer.kafka_source import KafkaSource
-
-    broker.create_topics({topic: 4})
-    total = streams * chunks
-    proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", topic, "--streams",
-                  str(streams), "--chunks", str(chunks))
-    proc.wait(120)
-    fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
-    consumer = KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id="bench-raw",
-                             auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=5,
-                             max_poll_records=500, **fast)
-    n, t0 = 0, None
-    while n < total:
-        got = consumer.poll(timeout_ms=100)
-        if got and t0 is None:
-            t0 = time.monotonic()
-        n += sum(len(r) for r in got.values())
-    raw_rate = n / (time.monotonic() - t0)
-    consumer.close()
-    src = KafkaSource(broker.bootstrap, topic, group="bench-engine", markers_topic=None,
-                      n_channels=N_CH, sfreq=SFREQ, kafka_config=fast)
-    engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
-    from bcistream.realtime.loop import run_loop
-
-    stop = threading.Event()
-    state = {"t0": None}
-
-    def on_tick(decisions):
-        if state["t0"] is None and src.stats.messages:
-            state["t0"] = time.monotonic() - 0.0
-        if src.stats.messages >= total:
-            stop.set()
-
-    run_loop(engine, src, [_Null()], stop, on_tick, poll_timeout=0.05)
-    engine_rate = total / (time.monotonic() - state["t0"])
-    decisions = int(engine.stats()["hop_decisions"])
-    src.close()
-    return {"raw_rate": raw_rate, "engine_rate": engine_rate, "ratio": engine_rate / raw_rate,
-            "decisions": decisions, "messages": total}
-
-
-def kafka_push(bootstrap: str, topic: str, streams: int, chunks: int, realtime: bool) -> None:
-    """Child: send ``chunks`` 25-sample chunks per stream (wire format), in real time or at once."""
-    from bcistream.streamer.kafka_sink import KafkaChunkProducer
-
-    extra = {} if realtime else {"linger_ms": 20, "batch_size": 1 << 20}
-    prod = KafkaChunkProducer(bootstrap, topic, "unused", extra)
-    rng = np.random.default_rng(1)
-    block = (rng.standard_normal((N_CH, 1000)) * 1e-5).astype(np.float32)
-    print("ready", flush=True)
-    start = time.monotonic()
-    for k in range(chunks):
-        if realtime:
-            left = start + k * 0.1 - time.monotonic()
-            if left > 0:
-                time.sleep(left)
-        a = (k * 25) % 975
-        for s in range(streams):
-            # The first sample's timestamp makes the LAST one "now": latency counts from the send.
-            prod.send_chunk(f"s{s}", block[:, a:a + 25], SFREQ, k * 25, time.time() - 24 / SFREQ)
-        if realtime or k % 20 == 0:
-            prod.flush()
-    prod.close()
-
-
 # ---------------------------------------------------------------------------------------- replay
 def replay_jitter(seconds: float = 10.0) -> dict:
     """Pacing lateness of a 1x replay into a real LSL outlet (10-sample chunks, 25 releases/s)."""
@@ -413,16 +205,9 @@ def replay_jitter(seconds: float = 10.0) -> dict:
 
 
 # ---------------------------------------------------------------------------------------- entry
-def _row(id_, measure, value, unit, goal, better, baseline=None, **details):
-    met = None if goal is None or value is None else (value <= goal if better == "low" else value >= goal)
-    return {"id": id_, "measure": measure, "value": value, "unit": unit, "goal": goal, "baseline": baseline,
-            "met": met, **({"details": details} if details else {})}
-
-
 def run() -> list[dict]:
     """Summary rows (see benchmarks/run_all.py)."""
     _lsl_env()
-    from bcistream.streamer.local_broker import LocalBroker as KafkaBroker
     from benchmarks.bench_engine import fitted_pipeline
 
     started = time.monotonic()
@@ -462,31 +247,7 @@ def run() -> list[dict]:
     rows.append(_row("lsl_workers_scaling", "LSL: 1 -> 2 engine workers on the same 500 streams, "
                      "load of one worker / largest load of two (2 = perfect; loads from CPU time)",
                      scale["ratio"], "ratio", None, "high", baseline=1.0, **scale))
-    with _all_cores():
-        broker = KafkaBroker().start()
-    try:
-        klat = kafka_latency(pipe, broker)
-        rows.append(_row("kafka_e2e_p99_ms", "Kafka: chunk produced -> decision produced (acked), p99 "
-                         "(25-sample chunks, hop 0.1 s, fetch_max_wait_ms 5)", round(klat["p99"], 3), "ms",
-                         15.0, "low", p50=round(klat["p50"], 3), decisions=klat["n"],
-                         split_ms=klat["split_ms"]))
-        ing = kafka_ingest(pipe, broker)
-        rows.append(_row("kafka_ingest_ratio", "Kafka: 22x25 float32 chunks decoded and decided per s / "
-                         "plain kafka-python consume rate (same backlog, same run)", round(ing["ratio"], 3),
-                         "ratio", 0.7, "high", baseline=1.0, raw_msgs_per_s=round(ing["raw_rate"]),
-                         engine_msgs_per_s=round(ing["engine_rate"]), decisions=ing["decisions"],
-                         messages=ing["messages"]))
-        from benchmarks.kafka_clients import confluent_rate, kafka_python_rate
-
-        kp = kafka_python_rate(broker.bootstrap, "ing.raw", ing["messages"])
-        ck = confluent_rate(broker.bootstrap, "ing.raw", ing["messages"])
-        rows.append(_row("kafka_confluent_vs_kafka_python", "Kafka: raw consume rate of confluent-kafka "
-                         "(librdkafka) / kafka-python on the same backlog, same run (values touched)",
-                         None if ck is None else round(ck / kp, 3), "ratio", None, "high", baseline=1.0,
-                         kafka_python_msgs_per_s=round(kp), confluent_msgs_per_s=None if ck is None
-                         else round(ck)))
-    finally:
-        broker.stop()
+    rows.extend(kafka_rows(pipe))
     rows[-1].setdefault("details", {})["total_s"] = round(time.monotonic() - started, 1)
     return rows
 
@@ -538,6 +299,14 @@ if __name__ == "__main__":
         _lsl_env()
         print(json.dumps(lsl_machine_capacity(fitted_pipeline(n_trials_per_class=12)[0], 2, a.budget,
                                               a.first, a.growth, a.top), indent=1))
+    elif a.cmd == "kafka":  # the Kafka rows alone, pinned to one core as run_all does
+        import json
+
+        from benchmarks.bench_engine import fitted_pipeline
+
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+        print(json.dumps(kafka_rows(fitted_pipeline(n_trials_per_class=12)[0]), indent=1))
     elif a.cmd == "kafka-push":
         kafka_push(a.bootstrap, a.topic, a.streams, a.chunks, a.realtime)
     else:
