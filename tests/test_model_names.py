@@ -56,7 +56,9 @@ def test_run_and_serve_say_the_same(registry, monkeypatch, capsys):
 
     found, line = describe_model("models:/nope@champion", registry)
     assert not found and line.startswith("NO MODEL: no registered model named 'nope'")
-    assert "bcistream-A01" in line
+    assert "bcistream-A01" in line and line.endswith("or pass --model models:/NAME@ALIAS")
+    # The user named the model (serve --model … --wait-for-model): no hint to pass one.
+    assert "pass --model" not in describe_model("models:/nope@champion", registry, given=True)[1]
     monkeypatch.setenv("BCISTREAM_TRACKING_URI", registry)
     assert main(["run", "--from", "lsl:amp1", "--model", "models:/nope@champion"]) == 2
     err = capsys.readouterr().err

@@ -35,7 +35,7 @@ def serve_env(model: str | None, tracking_uri: str | None) -> dict[str, str]:
     return env
 
 
-def describe_model(model_uri: str, tracking_uri: str) -> tuple[bool, str]:
+def describe_model(model_uri: str, tracking_uri: str, *, given: bool = False) -> tuple[bool, str]:
     """What ``serve`` will serve: ``(found, one line)``, asking the registry once.
 
     Parameters
@@ -44,6 +44,8 @@ def describe_model(model_uri: str, tracking_uri: str) -> tuple[bool, str]:
         ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``.
     tracking_uri : str
         The registry.
+    given : bool
+        The user named the model (``--model``): the hint does not suggest passing one.
     """
     from bcistream.serving.holder import parse_model_uri
     from bcistream.training.registry import alias_version, client
@@ -62,8 +64,8 @@ def describe_model(model_uri: str, tracking_uri: str) -> tuple[bool, str]:
 
         return False, (f"NO MODEL: {missing_model(tracking_uri, uri.name, alias=uri.alias or 'champion')}. "
                        "The service answers 503 until one appears: train and promote one "
-                       "(bcistream train --data FOLDER --subject 1, or make demo), or pass "
-                       "--model models:/NAME@ALIAS")
+                       "(bcistream train --data FOLDER --subject 1, or make demo)"
+                       + ("" if given else ", or pass --model models:/NAME@ALIAS"))
     follows = f"following alias '{uri.alias}'" if uri.version is None else "fixed version"
     return True, f"serving {uri.name} version {version} ({follows}; registry {tracking_uri})"
 
@@ -140,8 +142,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes the service).")] = "127.0.0.1",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking/registry URI.")] = None,
     wait_for_model: Annotated[bool, typer.Option(
+        "--wait-for-model",
         help="Serve even when --model names a model or version the registry does not hold yet "
-             "(503 until it appears).")] = False,
+             "(503 until it appears), e.g. a Kubernetes pod started before the first training.")] = False,
 ) -> None:
     """Run the BentoML service (``bentoml serve``) with the registry champion."""
     given = model
@@ -157,7 +160,8 @@ def serve(
     env = serve_env(model, tracking_uri)
     if given and not wait_for_model:
         refuse_unknown_model(given, env["BCISTREAM_TRACKING_URI"])
-    found, line = describe_model(model or serving.resolved_model_uri(), env["BCISTREAM_TRACKING_URI"])
+    found, line = describe_model(model or serving.resolved_model_uri(), env["BCISTREAM_TRACKING_URI"],
+                                 given=bool(given))
     console.print(line if found else f"[bold red]warning:[/bold red] {line}", highlight=False)
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", host]
     proc = subprocess.Popen(cmd, env=env)
