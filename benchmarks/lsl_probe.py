@@ -25,19 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.stream_common import _Null
+
 SFREQ = 250.0
 CHUNK = 25
-
-
-class _Null:
-    def write(self, decisions):
-        pass
-
-    def flush(self):
-        pass
-
-    def close(self):
-        pass
 
 
 def _say(text: str) -> None:
