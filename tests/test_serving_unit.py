@@ -159,6 +159,24 @@ def test_holder_without_model_is_not_ready():
     assert h.current is None and h.status()["ready"] is False
 
 
+def test_holder_logs_an_outage_once_not_every_poll(caplog):
+    """The registry is polled every second: a long outage is one WARNING (again when it changes)."""
+    reg = FakeRegistry()
+    h = ModelHolder("models:/m@champion", None, poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h.start()
+    reg.down = True
+    with caplog.at_level("WARNING", logger="bcistream.serving.holder"):
+        for _ in range(5):
+            assert h.refresh() is False
+        reg.down = False
+        assert h.refresh() is False and h.status()["registry_reachable"] is True
+        reg.down = True
+        h.refresh()
+    failed = [r for r in caplog.records if "registry check failed" in r.getMessage()]
+    assert len(failed) == 2, [r.getMessage() for r in failed]  # one per outage
+    assert h.current.version == "1" and h.last_error == "ConnectionError: registry down"
+
+
 def _guarded(token=None, max_body=1000, holder=None):
     async def echo(request):
         body = await request.body()

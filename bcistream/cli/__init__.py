@@ -7,10 +7,13 @@ printed as one line too unless ``BCISTREAM_DEBUG=1`` asks for the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import math
 import os
 import sys
+from collections.abc import Iterator
 
 import click
 import typer
@@ -34,11 +37,38 @@ def _setup_logging() -> None:
 
     level = Settings().log_level.upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # urllib3 logs every retry of an unreachable HTTP registry as a long WARNING line; the command
+    # says it once, in its error.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     # MLflow logs a failing SQL statement in full at ERROR before raising it; the CLI reports the
     # error itself in one line (a locked registry is retried first: training.registry.client).
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     # MNE prints progress at INFO; keep it quiet unless the user asks for more.
     os.environ.setdefault("MNE_LOGGING_LEVEL", "WARNING" if level != "DEBUG" else "INFO")
+
+
+@contextlib.contextmanager
+def _bounded_registry_retries() -> Iterator[None]:
+    """While a command runs: MLflow's HTTP retries fit in ``BCISTREAM_REGISTRY_WAIT_S``.
+
+    An HTTP registry that is down makes MLflow retry 7 times with backoff factor 2 (~4 minutes of
+    silence). Bounded like a busy sqlite file: sleeps of 2, 4, 8 … s that fit in the wait, each
+    request at most the wait (>= 5 s), then the command's one-line error. The child processes a
+    command starts inherit it; a user's own MLflow variables win; restored afterwards (``main``
+    also runs in-process, e.g. in tests).
+    """
+    from bcistream.settings import Settings
+
+    wait = Settings().registry_wait_s
+    bounds = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(int(math.log2(wait / 2 + 1))),
+              "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(5, int(wait)))}
+    added = [key for key in bounds if key not in os.environ]
+    os.environ.update({key: bounds[key] for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = os.environ.get("BCISTREAM_DEBUG") == "1"
     err = sys.stderr
     try:
-        result = app(args=argv, standalone_mode=False)
+        with _bounded_registry_retries():
+            result = app(args=argv, standalone_mode=False)
     except (typer.Abort, click.exceptions.Abort):
         err.write("aborted\n")
         return 130

@@ -172,11 +172,15 @@ class ModelHolder:
             self.last_error = None
             return swapped
         except Exception as exc:  # noqa: BLE001  (any registry/network failure keeps the last model)
-            self.registry_reachable = False
             text = str(exc).strip()
-            self.last_error = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-            log.warning("model registry check failed, keeping version %s: %s",
-                        None if self._current is None else self._current.version, self.last_error)
+            error = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+            # Polled every second: a registry that stays down is logged when it fails (or fails
+            # differently), not once a second; /readyz and last_error carry the current state.
+            if self.registry_reachable or error != self.last_error:
+                log.warning("model registry check failed, keeping version %s: %s",
+                            None if self._current is None else self._current.version, error)
+            self.registry_reachable = False
+            self.last_error = error
             return False
         finally:
             self.last_check = time.monotonic()

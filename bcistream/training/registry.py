@@ -404,20 +404,23 @@ def missing_model(tracking_uri: str, name: str, *, alias: str | None = None,
     """
     from mlflow.exceptions import MlflowException
 
+    why = ""
     try:
         model = client(tracking_uri, wait_s=0).get_registered_model(name)
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            model = False
+            model, why = False, exc.message
         else:
             model = None
-    except Exception:  # noqa: BLE001
-        model = False
+    except Exception as exc:  # noqa: BLE001
+        model, why = False, str(exc) or type(exc).__name__
     if model is None:
         return f"no registered model named '{name}' in {tracking_uri} ({_names_hint(tracking_uri)})"
-    if model is False:  # unreadable: say what was asked for, nothing more
+    if model is False:  # unreadable (down, refused, locked): that is the answer, not "no alias"
         what = f"alias '{alias}'" if alias is not None else f"version {version}"
-        return f"model '{name}' has no {what} in {tracking_uri}"
+        first = (why.strip().splitlines() or [""])[0]
+        hint = "connection refused" if "connection refused" in first.lower() else first[:160]
+        return f"cannot read {what} of model '{name}' from {tracking_uri}: {hint}"
     if alias is not None:
         have = sorted((model.aliases or {}).keys())
         its = f"its aliases: {', '.join(have)}" if have else "it has no alias yet: promote a version"
