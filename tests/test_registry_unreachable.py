@@ -33,7 +33,8 @@ def test_unreachable_registry_is_one_line_naming_the_failure(down, capsys, argv)
     assert main(argv) == 2
     err = capsys.readouterr().err
     what = "alias 'champion'" if "@" in argv[-1] else "version 3"
-    assert err == f"error: {argv[-1]}: cannot read {what} of model 'x' from {down}: connection refused\n"
+    assert err == (f"error: {argv[-1]}: cannot read {what} of model 'x' from {down}: connection refused "
+                   "(is the MLflow server up?)\n")
     # main bounds MLflow's HTTP retries only while the command runs
     assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ
 
@@ -52,3 +53,21 @@ def test_registry_wait_bounds_mlflow_http_retries(monkeypatch):
     with _bounded_registry_retries():
         assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "9"
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "9"
+
+
+def test_models_command_says_the_registry_is_down(down, capsys):
+    assert main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {down}: cannot list versions of '"), err
+    assert err.endswith("': connection refused (is the MLflow server up?)\n"), err
+
+
+def test_serve_warns_the_registry_is_down_in_one_short_line(down, monkeypatch):
+    from bcistream.cli.serve_cmds import describe_model
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # describe_model runs outside main here
+    found, line = describe_model("models:/x@champion", down)
+    assert not found
+    assert line == (f"cannot read models:/x@champion: {down}: cannot read alias 'champion' of 'x': "
+                    "connection refused (is the MLflow server up?); the service starts, answers 503 "
+                    "and keeps polling the registry")

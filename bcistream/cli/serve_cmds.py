@@ -57,8 +57,11 @@ def describe_model(model_uri: str, tracking_uri: str, *, given: bool = False) ->
         else:
             version = str(client(tracking_uri).get_model_version(uri.name, uri.version).version)
     except Exception as exc:  # noqa: BLE001  (unreachable registry, unknown version: say so, serve anyway)
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return False, f"cannot read {model_uri} from {tracking_uri} ({text[:200]})"
+        from bcistream.training.registry import ModelError, read_failure
+
+        why = str(exc) if isinstance(exc, ModelError) else f"{tracking_uri}: {read_failure(exc)}"
+        return False, (f"cannot read {model_uri}: {why}; the service starts, answers 503 and keeps "
+                       "polling the registry")
     if version is None:
         from bcistream.training.registry import missing_model
 

@@ -130,3 +130,6 @@ BcistreamService.add_asgi_middleware(
 install_timer_fix()
 # BentoML logs a refused request at ERROR with a traceback; one WARNING line says enough.
 logging.getLogger("bentoml._internal.server.http_app").addFilter(ClientErrorLogFilter())
+# While the registry is down the holder polls it every second and logs the outage once; urllib3
+# would add a WARNING for every retry of every poll.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

@@ -348,7 +348,8 @@ def alias_version(tracking_uri: str, name: str, alias: str = "champion") -> str 
     except MlflowException as exc:
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
-        raise ModelError(f"{tracking_uri}: cannot read alias '{alias}' of '{name}': {exc.message}") from None
+        raise ModelError(f"{tracking_uri}: cannot read alias '{alias}' of '{name}': "
+                         f"{read_failure(exc)}") from None
 
 
 def model_versions(tracking_uri: str, name: str) -> list[dict[str, Any]]:
@@ -360,7 +361,7 @@ def model_versions(tracking_uri: str, name: str) -> list[dict[str, Any]]:
     try:
         found = client(tracking_uri).search_model_versions(f"name = '{name}'")
     except MlflowException as exc:
-        raise ModelError(f"{tracking_uri}: cannot list versions of '{name}': {exc.message}") from None
+        raise ModelError(f"{tracking_uri}: cannot list versions of '{name}': {read_failure(exc)}") from None
     # search_model_versions leaves ``aliases`` empty; the registered model holds them.
     by_version: dict[str, list[str]] = {}
     if found:
@@ -394,6 +395,18 @@ def registered_names(tracking_uri: str) -> list[str]:
     return out
 
 
+def read_failure(exc: BaseException) -> str:
+    """Why the registry could not be read, short: an HTTP server that is down is "connection
+    refused" / "timed out" (MLflow's message is urllib3's ~400-character retry report)."""
+    text = str(getattr(exc, "message", None) or exc).strip()
+    low = text.lower()
+    for needle, short in (("connection refused", "connection refused (is the MLflow server up?)"),
+                          ("timed out", "timed out"), ("name or service not known", "unknown host")):
+        if needle in low:
+            return short
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
+
+
 def missing_model(tracking_uri: str, name: str, *, alias: str | None = None,
                   version: str | None = None) -> str:
     """Why ``models:/NAME@ALIAS`` (or ``NAME/VERSION``) finds nothing, in one line.
@@ -409,18 +422,16 @@ def missing_model(tracking_uri: str, name: str, *, alias: str | None = None,
         model = client(tracking_uri, wait_s=0).get_registered_model(name)
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
-            model, why = False, exc.message
+            model, why = False, read_failure(exc)
         else:
             model = None
     except Exception as exc:  # noqa: BLE001
-        model, why = False, str(exc) or type(exc).__name__
+        model, why = False, read_failure(exc)
     if model is None:
         return f"no registered model named '{name}' in {tracking_uri} ({_names_hint(tracking_uri)})"
     if model is False:  # unreadable (down, refused, locked): that is the answer, not "no alias"
         what = f"alias '{alias}'" if alias is not None else f"version {version}"
-        first = (why.strip().splitlines() or [""])[0]
-        hint = "connection refused" if "connection refused" in first.lower() else first[:160]
-        return f"cannot read {what} of model '{name}' from {tracking_uri}: {hint}"
+        return f"cannot read {what} of model '{name}' from {tracking_uri}: {why}"
     if alias is not None:
         have = sorted((model.aliases or {}).keys())
         its = f"its aliases: {', '.join(have)}" if have else "it has no alias yet: promote a version"
