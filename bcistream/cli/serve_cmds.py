@@ -89,7 +89,7 @@ def refuse_unknown_model(model_uri: str, tracking_uri: str) -> None:
 
     from bcistream.errors import BcistreamError
     from bcistream.serving.holder import parse_model_uri
-    from bcistream.training.registry import client, missing_model
+    from bcistream.training.registry import client, is_not_found, missing_model
 
     uri = parse_model_uri(model_uri)
     try:
@@ -99,7 +99,7 @@ def refuse_unknown_model(model_uri: str, tracking_uri: str) -> None:
         else:
             reg.get_model_version(uri.name, uri.version)
     except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+        if not is_not_found(exc):
             return
         why = (missing_model(tracking_uri, uri.name, alias=uri.alias or "champion") if uri.version is None
                else missing_model(tracking_uri, uri.name, version=uri.version))

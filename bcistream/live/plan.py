@@ -52,23 +52,24 @@ def plan_workers(config: LiveConfig) -> int:
     if n_streams is None:
         return config.workers
     n = min(config.workers, n_streams)
-    from bcistream.streamer.lsl_limits import OpenFilesError, max_inlets
+    from bcistream.streamer.lsl_limits import FILES_PER_INLET, OpenFilesError, max_inlets
 
     per = max_inlets()
     if math.ceil(n_streams / n) > per:
-        need = _workers_for_files(n_streams)
+        need = _workers_for_files(n_streams, per)
         fix = (f"use at least {need} workers (workers={need}; CLI --workers {need}) or raise the "
                f"hard limit" if per else "not one inlet fits: raise the hard limit")
         raise OpenFilesError(f"workers={n} puts up to {math.ceil(n_streams / n)} LSL streams in one "
                              f"process but one process may hold {per:.0f} inlets here (`ulimit -Hn`, "
-                             f"12 open files per liblsl inlet); {fix}")
+                             f"{FILES_PER_INLET} open files per liblsl inlet); {fix}")
     return n
 
 
-def _workers_for_files(n_inlets: int) -> int:
-    """Processes for ``n_inlets`` to fit the open-files limit (1 when none fits: the source then
-    refuses with the reason)."""
-    from bcistream.streamer.lsl_limits import max_inlets
+def _workers_for_files(n_inlets: int, per: float | None = None) -> int:
+    """Processes for ``n_inlets`` to fit the open-files limit, ``per`` inlets each (default:
+    `max_inlets`); 1 when none fits: the source then refuses with the reason."""
+    if per is None:
+        from bcistream.streamer.lsl_limits import max_inlets
 
-    per = max_inlets()
+        per = max_inlets()
     return 1 if math.isinf(per) or per <= 0 else math.ceil(n_inlets / per)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import from_json
+
 from bcistream.pipeline import pipeline_profile
 from bcistream.serving.compute import (
     UNITS_FIX_BINARY,
@@ -44,8 +46,6 @@ def parse_json(body: bytes) -> Any:
     ``json.loads``, which had become most of a single-trial request's time. NaN and Infinity
     tokens are accepted as ``json.loads`` does (the trial checks refuse non-finite samples).
     """
-    from pydantic_core import from_json
-
     if not body.strip():
         raise RequestError("empty body: send a JSON value")
     try:

@@ -93,13 +93,14 @@ def ensure_open_files(n_inlets: int) -> float:
     if needed <= soft:
         return soft
     if needed > hard:
-        per = int(max_inlets(hard, open_files()))
+        in_use = open_files()
+        per = int(max_inlets(hard, in_use))
         fix = (f"one process holds up to {per:,} inlets here: split the streams over worker "
                f"processes (workers=N; CLI --workers N) or raise the hard limit" if per else
                "not one inlet fits: raise the hard limit")
         raise OpenFilesError(
             f"{n_inlets} LSL inlets need ~{needed:,} open files (liblsl keeps {FILES_PER_INLET} per "
-            f"inlet; {open_files()} already open) but this process may open at most {hard:,.0f} "
+            f"inlet; {in_use} already open) but this process may open at most {hard:,.0f} "
             f"(`ulimit -Hn`); {fix}")
     import resource
 

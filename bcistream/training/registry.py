@@ -346,7 +346,7 @@ def alias_version(tracking_uri: str, name: str, alias: str = "champion") -> str 
     try:
         return str(client(tracking_uri).get_model_version_by_alias(name, alias).version)
     except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+        if is_not_found(exc):
             return None
         raise ModelError(f"{tracking_uri}: cannot read alias '{alias}' of '{name}': "
                          f"{read_failure(exc)}") from None
@@ -395,6 +395,12 @@ def registered_names(tracking_uri: str) -> list[str]:
     return out
 
 
+def is_not_found(exc: BaseException) -> bool:
+    """An MLflow answer meaning "no such model, alias or version" (not an unreadable registry)."""
+    return getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND",
+                                                "INVALID_PARAMETER_VALUE")
+
+
 def read_failure(exc: BaseException) -> str:
     """Why the registry could not be read, short: an HTTP server that is down is "connection
     refused" / "timed out" (MLflow's message is urllib3's ~400-character retry report)."""
@@ -421,7 +427,7 @@ def missing_model(tracking_uri: str, name: str, *, alias: str | None = None,
     try:
         model = client(tracking_uri, wait_s=0).get_registered_model(name)
     except MlflowException as exc:
-        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+        if not is_not_found(exc):
             model, why = False, read_failure(exc)
         else:
             model = None
