@@ -109,3 +109,60 @@ def test_loop_restores_the_garbage_collector():
     run_loop(Engine(pipe, "1"), source, [ListSink()], stop, on_tick, gc_threshold=12345)
     assert set(seen) == {12345}
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_idle_loop_collects_the_young_generation_before_it_grows():
+    """An idle iteration collects the young generation (short pauses), not the 50 000 threshold."""
+    import gc
+
+    from bcistream.realtime.gctune import IDLE_COLLECT
+
+    pipe = fitted_pipeline()
+    source = MemorySource(synth_recording(1.0, seed=44), chunk_size=250)
+    stop = threading.Event()
+    keep, counts, young = [], [], []
+
+    def on_gc(phase, info):
+        if phase == "stop" and info["generation"] == 0:
+            young.append(gc.get_threshold()[0])
+
+    def on_tick(_decisions):
+        counts.append(gc.get_count()[0])
+        keep.extend([] for _ in range(200))  # survivors: the young generation grows by 200 a tick
+        if len(counts) >= 60:
+            stop.set()
+
+    gc.callbacks.append(on_gc)
+    try:
+        run_loop(Engine(pipe, "1"), source, [ListSink()], stop, on_tick, gc_threshold=50000,
+                 poll_timeout=0.0)
+    finally:
+        gc.callbacks.remove(on_gc)
+    assert source.exhausted
+    assert young.count(50000) >= 5, "idle iterations collected the young generation"
+    # Without idle collections the count would reach 60 * 200 = 12 000 before the threshold.
+    assert max(counts[10:]) < IDLE_COLLECT + 2 * 200
+
+
+def test_collect_when_idle_only_with_enough_objects_and_the_collector_on():
+    import gc
+
+    from bcistream.realtime.gctune import collect_when_idle
+
+    old = gc.get_threshold()
+    gc.set_threshold(100000, old[1], old[2])  # no automatic collection while the test allocates
+    try:
+        gc.collect()
+        assert not collect_when_idle(min_objects=10**9)
+        keep = [[] for _ in range(2000)]
+        assert collect_when_idle(min_objects=1000)
+        assert gc.get_count()[0] < 1000
+        gc.disable()
+        try:
+            keep += [[] for _ in range(2000)]
+            assert not collect_when_idle(min_objects=1000)
+        finally:
+            gc.enable()
+    finally:
+        gc.set_threshold(*old)
+    assert len(keep) == 4000

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from bcistream.realtime.engine import Engine
-from bcistream.realtime.gctune import streaming_gc
+from bcistream.realtime.gctune import collect_when_idle, streaming_gc
 from bcistream.realtime.monitor import RunMonitor
 from bcistream.realtime.protocols import Sink, Source
 from bcistream.realtime.records import Decision
@@ -62,16 +62,18 @@ def run_loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: thread
         Drains the events of the engine and the source every iteration (counted, logged, passed
         to ``metrics``) and tracks coverage. Without one, events stay queued for the caller.
     gc_threshold : int or None
-        While the loop runs, the garbage collector is tuned for streaming (`streaming_gc`);
-        ``None`` leaves it alone.
+        While the loop runs, the garbage collector is tuned for streaming (`streaming_gc`), and
+        an iteration whose poll brought nothing collects the young generation
+        (`collect_when_idle`); ``None`` leaves the collector alone.
     """
     with streaming_gc(gc_threshold):
-        return _loop(engine, source, sinks, stop, on_tick, poll_timeout, metrics, monitor)
+        return _loop(engine, source, sinks, stop, on_tick, poll_timeout, metrics, monitor,
+                     idle_gc=gc_threshold is not None)
 
 
 def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading.Event,
           on_tick: Callable[[list[Decision]], None] | None, poll_timeout: float,
-          metrics: object | None, monitor: RunMonitor | None) -> int:
+          metrics: object | None, monitor: RunMonitor | None, idle_gc: bool) -> int:
     written = 0
     last_point = None
     try:
@@ -92,6 +94,8 @@ def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading
                 metrics.observe(engine, decisions, events)
             if on_tick is not None:
                 on_tick(decisions)
+            if idle_gc and not (batch.chunks or batch.markers):
+                collect_when_idle()
         # The run is over: cues still waiting for samples will never get them. Report each
         # (cue_lost, "stream-ended") so the summary explains every undecided cue.
         if engine.flush_pending():
