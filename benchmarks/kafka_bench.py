@@ -14,7 +14,12 @@ from benchmarks.stream_common import N_CH, SFREQ, _all_cores, _child, _loop, _Nu
 
 
 def kafka_latency(pipe, broker, seconds: float = 60.0, fetch_wait_ms: int = 5, tag: str = "lat") -> dict:
-    """One stream, 25-sample chunks sent in real time; hop 0.1 s = one chunk."""
+    """One stream, 25-sample chunks sent in real time; hop 0.1 s = one chunk.
+
+    The loop polls with ``run``'s timeout (50 ms): with kafka-python's spurious idle sleep (see
+    `bcistream.streamer.kafka_health`) the timeout is what a delayed chunk waits, so the bench
+    must not use a shorter one than users get.
+    """
     from bcistream.realtime.engine import Engine, EngineConfig
     from bcistream.streamer.kafka_sink import KafkaDecisionSink
     from bcistream.streamer.kafka_source import KafkaSource
@@ -31,7 +36,7 @@ def kafka_latency(pipe, broker, seconds: float = 60.0, fetch_wait_ms: int = 5, t
     proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", f"{tag}.raw", "--streams", "1",
                   "--chunks", str(int(seconds * SFREQ / 25) + 20), "--realtime")
     try:
-        _loop(engine, src, [sink], seconds)
+        _loop(engine, src, [sink], seconds, poll_timeout=0.05)  # run's default
     finally:
         _stop(proc)
         src.close()

@@ -127,12 +127,12 @@ class _Null:
         pass
 
 
-def _loop(engine, source, sinks, seconds: float) -> None:
+def _loop(engine, source, sinks, seconds: float, poll_timeout: float = 0.01) -> None:
     from bcistream.realtime.loop import run_loop
 
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
-    run_loop(engine, source, sinks, stop, poll_timeout=0.01)
+    run_loop(engine, source, sinks, stop, poll_timeout=poll_timeout)
 
 
 def _row(id_, measure, value, unit, goal, better, baseline=None, **details):

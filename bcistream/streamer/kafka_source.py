@@ -32,7 +32,7 @@ from bcistream.realtime.tracker import StreamTracker
 from bcistream.streamer.dead_letter import DeadLetter, dead_lettered_origins
 from bcistream.streamer.kafka_batch import Run, decode_batch
 from bcistream.streamer.kafka_config import consumer_config, producer_config
-from bcistream.streamer.kafka_health import FetchWatch
+from bcistream.streamer.kafka_health import FetchWatch, poll_in_slices
 from bcistream.streamer.wire import WireError, decode_chunk, decode_marker_full
 
 __all__ = ["KafkaSource", "KafkaSourceStats"]
@@ -349,7 +349,7 @@ class KafkaSource:
     def poll(self, timeout: float = 0.0) -> Batch:
         """Chunks (and the markers of owned streams) that arrived; waits at most ``timeout`` s."""
         self._poll_markers()
-        got = self._consumer.poll(timeout_ms=int(timeout * 1000))
+        got = poll_in_slices(self._consumer, timeout)
         stale = self._start_partitions(got)
         self._note(self._watch.check())
         if stale or sum(len(r) for r in got.values()) >= self.catchup_records:
