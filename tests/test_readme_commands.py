@@ -139,6 +139,8 @@ def test_version_and_help_at_80_columns(capsys, monkeypatch):
         assert max(len(ln) for ln in out.splitlines()) <= 80
     assert main(["run", "--help"]) == 0
     assert "--dead-letter-topic" in capsys.readouterr().out
+    assert main(["serve", "--help"]) == 0
+    assert "NAME-LABEL@champion" in capsys.readouterr().out  # not broken after its hyphen
 
 
 def _python_block() -> str:

@@ -7,6 +7,7 @@ import re
 from typing import Annotated, get_type_hints
 
 import typer
+import typer._click._textwrap
 
 
 def _argument_type(self, ctx):  # noqa: ANN001, ANN202  (typer's own signature)
@@ -16,6 +17,19 @@ def _argument_type(self, ctx):  # noqa: ANN001, ANN202  (typer's own signature)
 
 
 typer.core.TyperArgument.display_type_rich = _argument_type
+
+
+class _WholeWords(typer._click._textwrap.TextWrapper):
+    """The help wrapper without breaks after hyphens: ``NAME-LABEL@champion`` stays whole."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 (textwrap's signature)
+        kwargs.setdefault("break_on_hyphens", False)
+        super().__init__(*args, **kwargs)
+
+
+# typer renders help with its own copy of click, whose wrap_text imports TextWrapper from here
+# at every call.
+typer._click._textwrap.TextWrapper = _WholeWords
 
 app = typer.Typer(
     name="bcistream",
