@@ -1,11 +1,18 @@
-"""The dead-letter topic: undecodable messages, unchanged, with the reason in the headers."""
+"""The dead-letter topic: undecodable messages, unchanged, with the reason in the headers.
+
+`Rejections` is what a Kafka source sends through: it skips the records a partition's previous
+owner already dead-lettered (`dead_lettered_origins`) and counts and reports every letter.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-__all__ = ["DeadLetter"]
+from bcistream.realtime.events import EngineEvent, EventQueue
+from bcistream.streamer.kafka_stats import KafkaSourceStats
+
+__all__ = ["DeadLetter", "Rejections", "dead_lettered_origins"]
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +100,48 @@ def dead_lettered_origins(bootstrap: str, kafka_config: dict[str, Any] | None, t
         if consumer is not None:
             consumer.close(autocommit=False)
     return found
+
+
+class Rejections:
+    """Dead-letters the records a Kafka source refuses, once per record across owners of a partition.
+
+    Parameters
+    ----------
+    dead : DeadLetter
+        Where the letters go.
+    bootstrap : str
+    kafka_config : dict or None
+        Client settings for reading the dead-letter topic back (`learn`).
+    stats : KafkaSourceStats
+        ``dead_letters`` and ``dead_letters_repeated`` are counted here.
+    events : EventQueue
+        Receives a ``dead_letter`` event per letter sent.
+    """
+
+    def __init__(self, dead: DeadLetter, bootstrap: str, kafka_config: dict[str, Any] | None,
+                 stats: KafkaSourceStats, events: EventQueue) -> None:
+        self.dead = dead
+        self.stats = stats
+        self.events = events
+        self._bootstrap, self._kafka_config = bootstrap, kafka_config
+        self._origins: set[tuple[str, int, int]] = set()
+
+    def learn(self, partitions: set) -> None:
+        """Read which records of newly assigned ``partitions`` are already in the dead-letter topic."""
+        # Letters the previous owner already sent for these partitions are not sent twice.
+        self._origins |= dead_lettered_origins(self._bootstrap, self._kafka_config, self.dead.topic,
+                                               partitions)
+
+    def send(self, rec: Any, reason: str, detail: str) -> None:
+        """Dead-letter ``rec`` with ``detail`` (``reason``: its short label), unless already sent."""
+        origin = (rec.topic, rec.partition, rec.offset)
+        if origin in self._origins:
+            self._origins.discard(origin)
+            self.stats.dead_letters_repeated += 1
+            log.info("%s[%s]@%s was dead-lettered by the partition's previous owner: not sent again",
+                     *origin)
+            return
+        self.dead.send(rec, detail)
+        self.stats.dead_letters += 1
+        self.events.append(EngineEvent("dead_letter", None, 0, reason,
+                                       f"{rec.topic}[{rec.partition}]@{rec.offset}: {detail}"))
