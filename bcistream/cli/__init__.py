@@ -41,7 +41,7 @@ def _setup_logging() -> None:
     # says it once, in its error.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     # MLflow logs a failing SQL statement in full at ERROR before raising it; the CLI reports the
-    # error itself in one line (a locked registry is retried first: training.registry.client).
+    # error itself in one line (a locked registry is retried first: training.registry_client.client).
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     # MNE prints progress at INFO; keep it quiet unless the user asks for more.
     os.environ.setdefault("MNE_LOGGING_LEVEL", "WARNING" if level != "DEBUG" else "INFO")
