@@ -346,6 +346,13 @@ def test_flat_recording_and_crlf_file_names_get_400(server, registry, tmp_path):
         assert 400 <= r.status_code < 500, (path_, r.status_code, r.text[:200])
 
 
+def test_classify_file_without_its_file_gets_400_not_a_hang(server):
+    # Only the optional labels: BentoML left this request hanging until the client's timeout.
+    r = httpx.post(f"{server.url}/classify_file", files={"labels": ("l.mat", b"\0")}, headers=AUTH,
+                   timeout=20)
+    assert r.status_code == 400 and r.json()["error"] == "/classify_file: missing file upload 'file'"
+
+
 def test_openapi_names_version_routes_models_and_errors(server):
     from bcistream import __version__
 

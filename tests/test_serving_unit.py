@@ -102,6 +102,8 @@ def test_recording_suffix():
     assert recording_suffix("x.FIF.gz") == ".fif.gz"
     with pytest.raises(RequestError, match="'.txt'"):
         recording_suffix("notes.txt")
+    with pytest.raises(RequestError, match="uploaded file name 'notes' has no suffix; expected one of .gdf"):
+        recording_suffix("notes")
 
 
 def test_parse_model_uri():
@@ -239,6 +241,9 @@ def test_check_form():
     assert "must be a file upload" in check_form(*_form(files={"file": ("a", b"")}, data={"labels": "x"}), ok)
     assert "unknown form field 'zz'" in check_form(*_form(files={"zz": ("a", b"")}), ok)
     assert "without a boundary" in check_form(b"", b"multipart/form-data", ok)
+    labels_only = _form(files={"labels": ("l.mat", b"2")})
+    assert check_form(*labels_only, ok) is None
+    assert check_form(*labels_only, ok, frozenset({"file"})) == "missing file upload 'file'"
 
 
 def test_serve_refuses_a_bad_model_uri(capsys):

@@ -367,8 +367,9 @@ def recording_suffix(filename: str | None) -> str:
     for suffix in sorted(RECORDING_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
             return suffix
-    suffix = Path(name).suffix or "no suffix"
-    raise RequestError(f"uploaded file name ends in {suffix!r}, not a recording suffix; expected one of "
+    suffix = Path(name).suffix
+    what = f"ends in {suffix!r}, not a recording suffix" if suffix else "has no suffix"
+    raise RequestError(f"uploaded file name {(filename or '')[:60]!r} {what}; expected one of "
                        f"{', '.join(RECORDING_SUFFIXES)}")
 
 

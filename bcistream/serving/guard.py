@@ -10,13 +10,14 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
+
+from bcistream.serving.forms import check_form, parse_form
 
 __all__ = ["ClientErrorLogFilter", "Guard", "Runtime", "ServiceMetrics", "check_form", "parse_form"]
 
@@ -142,62 +143,6 @@ def _error_text(body: bytes) -> str:
     return str(value)
 
 
-_BOUNDARY = re.compile(rb'boundary="?([^";]+)"?', re.IGNORECASE)
-_NAME = re.compile(rb'[\s;]name="([^"]*)"', re.IGNORECASE)
-_FILENAME = re.compile(rb'[\s;]filename\*?=', re.IGNORECASE)
-
-
-_HEADER_LINE = re.compile(rb"^[!#-'*+.0-9A-Z^-z|~-]+:")
-
-
-def parse_form(body: bytes, content_type: bytes,
-               file_fields: frozenset[str]) -> tuple[str | None, dict[str, tuple[str, memoryview]]]:
-    """Check a multipart body and split it: ``(problem or None, {field: (file name, bytes)})``.
-
-    Refused: a part that is not one of ``file_fields``, one without a file name, a part header
-    line that is not ``Name: value`` (e.g. a line break inside a file name), a malformed body.
-    """
-    m = _BOUNDARY.search(content_type)
-    if m is None:
-        return "multipart/form-data without a boundary", {}
-    delim = b"--" + m.group(1)
-    pos = body.find(delim)
-    parts: dict[str, tuple[str, memoryview]] = {}
-    whole = memoryview(body)  # parts are views: an upload is never copied
-    while pos >= 0:
-        pos += len(delim)
-        if body[pos:pos + 2] == b"--":
-            break
-        head_end = body.find(b"\r\n\r\n", pos)
-        if head_end < 0:
-            return "malformed multipart body", {}
-        head = body[pos:head_end]
-        lines = [ln for ln in head.split(b"\r\n") if ln]
-        if any(not _HEADER_LINE.match(ln) for ln in lines):
-            return "malformed part header (a line break inside a file name?)", {}
-        name = _NAME.search(head)
-        field = name.group(1).decode("utf-8", "replace") if name else ""
-        if field not in file_fields:
-            return (f"unknown form field {field[:40]!r}; expected file upload(s) "
-                    f"{', '.join(sorted(file_fields))}"), {}
-        if not _FILENAME.search(head):
-            return f"form field {field!r} must be a file upload (with a file name), not a text value", {}
-        nxt = body.find(b"\r\n" + delim, head_end)
-        if nxt < 0:
-            return "malformed multipart body (no closing boundary)", {}
-        fname = re.search(rb'filename="([^"]*)"', head)
-        parts[field] = (fname.group(1).decode("utf-8", "replace") if fname else "", whole[head_end + 4:nxt])
-        pos = nxt + 2
-    if not parts:
-        return f"no file uploaded; expected {', '.join(sorted(file_fields))}", {}
-    return None, parts
-
-
-def check_form(body: bytes, content_type: bytes, file_fields: frozenset[str]) -> str | None:
-    """Why a multipart body is refused, or None (see `parse_form`)."""
-    return parse_form(body, content_type, file_fields)[0]
-
-
 class Guard:
     """ASGI middleware: bearer-token auth, request body limit, model/readiness routes, timing.
 
@@ -218,6 +163,9 @@ class Guard:
         BentoML treats a plain-text value of a file field as a URL and downloads it (a 500 for a
         non-URL, a server-side fetch for a URL), and fails with a 500 on a non-UTF-8 value of any
         other field, so such forms get 400 here.
+    required_fields : dict, optional
+        Multipart path -> the file fields it cannot do without (400 when one is missing; BentoML
+        left such a request hanging until the client gave up).
     routes : dict, optional
         POST path -> `bcistream.serving.routes.Route` answered here (in a worker thread), not by
         BentoML; each has its own media type and body limit.
@@ -231,13 +179,15 @@ class Guard:
     def __init__(self, app, runtime: Runtime, token: str | None = None, max_body: int = 256 << 20,
                  media_types: dict[str, str] | None = None,
                  file_fields: dict[str, frozenset[str] | set[str]] | None = None,
-                 routes: dict[str, Any] | None = None, openapi: Any = None) -> None:
+                 routes: dict[str, Any] | None = None, openapi: Any = None,
+                 required_fields: dict[str, frozenset[str] | set[str]] | None = None) -> None:
         self.app = app
         self.runtime = runtime
         self.token = token.encode() if token else None
         self.max_body = int(max_body)
         self.media_types = dict(media_types or {})
         self.file_fields = {k: frozenset(v) for k, v in (file_fields or {}).items()}
+        self.required_fields = {k: frozenset(v) for k, v in (required_fields or {}).items()}
         self.routes = dict(routes or {})
         for path, route in self.routes.items():
             self.media_types.setdefault(path, route.media_type)
@@ -310,7 +260,8 @@ class Guard:
             return
         body = bytes(raw)
         del raw
-        problem = check_form(body, headers.get(b"content-type", b""), self.file_fields[path])
+        problem = check_form(body, headers.get(b"content-type", b""), self.file_fields[path],
+                             self.required_fields.get(path, frozenset()))
         if problem is not None:
             await self._refuse(send, "POST", path, 400, f"{path}: {problem}")
             return

@@ -118,6 +118,7 @@ BcistreamService.add_asgi_middleware(
     Guard, runtime=RUNTIME, token=_TOKEN, max_body=CONFIG.max_body_bytes,
     media_types={"/classify_file": "multipart/form-data"},
     file_fields={"/classify_file": {"file", "labels"}},
+    required_fields={"/classify_file": {"file"}},
     routes={
         "/classify": Route(classify_json, "application/json", CONFIG.max_json_bytes),
         "/classify_features": Route(features_json, "application/json", CONFIG.max_json_bytes),
