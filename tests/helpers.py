@@ -18,8 +18,12 @@ def free_port() -> int:
 
 
 def wait_until(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.02,
-               what: str = "condition") -> T:
-    """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
+               what: str | Callable[[], str] = "condition") -> T:
+    """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds.
+
+    ``what`` may be a callable: it is then called at the timeout, so the message shows the state
+    when the wait gave up, not when it began.
+    """
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
@@ -30,4 +34,5 @@ def wait_until(check: Callable[[], T], timeout: float = 30.0, interval: float = 
         except Exception as exc:  # noqa: BLE001  (servers refuse connections while starting)
             last_exc = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what} (last error: {last_exc})")
+    said = what() if callable(what) else what
+    raise TimeoutError(f"timed out after {timeout:g} s waiting for {said} (last error: {last_exc})")

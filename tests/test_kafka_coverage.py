@@ -55,7 +55,9 @@ def test_clean_replay_with_default_settings_decides_every_cue(run, long_session,
         finally:
             target.close()
         wait_until(lambda: engine.stats()["samples_in"] >= rec.n_samples, timeout=120,
-                   what=f"all samples decoded (stalls so far: {source.stats.stalls}, lag {source.lag()})")
+                   what=lambda: (f"all samples decoded ({engine.stats()['samples_in']} of {rec.n_samples}; "
+                                 f"stalls {source.stats.stalls}, messages {source.stats.messages}, "
+                                 f"assignment {sorted(map(str, source.assignment()))}, lag {source.lag()})"))
         wait_until(lambda: engine.stats()["cue_decisions"] >= len(rec.cues), timeout=30,
                    what="every cue decided")
     finally:

@@ -346,11 +346,20 @@ def test_flat_recording_and_crlf_file_names_get_400(server, registry, tmp_path):
         assert 400 <= r.status_code < 500, (path_, r.status_code, r.text[:200])
 
 
-def test_classify_file_without_its_file_gets_400_not_a_hang(server):
+def test_classify_file_without_its_file_gets_400_not_a_hang(server, registry):
     # Only the optional labels: BentoML left this request hanging until the client's timeout.
     r = httpx.post(f"{server.url}/classify_file", files={"labels": ("l.mat", b"\0")}, headers=AUTH,
                    timeout=20)
     assert r.status_code == 400 and r.json()["error"] == "/classify_file: missing file upload 'file'"
+    # Errors name what the client sent, never the service's temporary files.
+    r = httpx.post(f"{server.url}/classify_file", files={"file": ("notes.txt", b"x")}, headers=AUTH)
+    assert r.status_code == 400 and "uploaded file name 'notes.txt' ends in '.txt'" in r.json()["error"]
+    r = httpx.post(f"{server.url}/classify_file", files={"file": ("x.fif", b"not fif")}, headers=AUTH)
+    assert r.status_code == 400 and "PosixPath" not in r.json()["error"], r.json()
+    r = httpx.post(f"{server.url}/classify_file", headers=AUTH, files=[
+        ("file", ("A01E.fif", registry.files["E"].read_bytes())), ("labels", ("l.mat", b"not a mat"))])
+    err = r.json()["error"]
+    assert r.status_code == 400 and "/tmp" not in err and "'classlabel' variable" in err, err
 
 
 def test_openapi_names_version_routes_models_and_errors(server):

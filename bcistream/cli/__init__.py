@@ -109,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
             err.write(f"error: the registry is locked or busy ({_one_line(exc)[:200]}); another process is "
                       "writing to it — try again when it is done\n")
             return 2
+        unreachable = _kafka_unreachable(exc)
+        if unreachable is not None:
+            if debug:
+                raise
+            err.write(f"error: {unreachable}\n")
+            return 2
         if debug:
             raise
         err.write(f"internal error ({type(exc).__name__}): {_one_line(exc)} — set BCISTREAM_DEBUG=1 for "
@@ -133,6 +139,17 @@ def _registry_busy(exc: BaseException) -> bool:
     """A locked sqlite registry or a busy database, from any MLflow/SQLAlchemy call."""
     text = str(exc).lower()
     return "database is locked" in text or (type(exc).__name__ == "OperationalError" and "busy" in text)
+
+
+def _kafka_unreachable(exc: BaseException) -> str | None:
+    """The one line for a Kafka client that found no broker (kafka-python 3 gives up after its
+    ``bootstrap_timeout_ms``, 30 s; 2.x raised ``NoBrokersAvailable``), or None for any other error."""
+    name, text = type(exc).__name__, str(exc)
+    if name == "NoBrokersAvailable" or (name == "KafkaTimeoutError" and "bootstrap" in text.lower()):
+        where = text.rsplit(" from ", 1)[-1] if " from " in text else "the bootstrap servers"
+        return (f"cannot reach a Kafka broker at {where}: is it running? (--bootstrap or "
+                "BCISTREAM_KAFKA_BOOTSTRAP; waited bootstrap_timeout_ms, --kafka-opt to change it)")
+    return None
 
 
 def console_main() -> None:

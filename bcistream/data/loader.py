@@ -171,7 +171,8 @@ def read_labels_mat(path: Path, profile: Profile) -> list[str]:
     try:
         mat = loadmat(path)
     except Exception as exc:
-        raise DataError(f"{path}: cannot read label file ({exc})") from None
+        raise DataError(f"{path}: cannot read label file (expected a MATLAB .mat file with a "
+                        f"'classlabel' variable; {exc})") from None
     if "classlabel" not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
         raise DataError(f"{path}: no 'classlabel' variable (found {keys})")

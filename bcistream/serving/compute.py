@@ -401,8 +401,12 @@ def classify_recording(pipe: Pipeline, path: Path, labels: Path | None = None) -
     try:
         rec = load_recording(path, profile, labels=labels)
     except BcistreamError as exc:
-        # The temp path means nothing to the caller; keep only the reason.
-        raise RequestError(str(exc).replace(str(path), "uploaded file")) from None
+        # The temp paths mean nothing to the caller; keep only the reason.
+        msg = str(exc)
+        for tmp, name in ((path, "uploaded file"), (labels, "uploaded labels file")):
+            if tmp is not None:
+                msg = msg.replace(repr(Path(tmp)), repr(name)).replace(str(tmp), name)
+        raise RequestError(msg) from None
     data = np.asarray(rec.data)
     # NaN stretches are normal (2a files mark gaps with NaN; their trials are excluded later).
     with np.errstate(invalid="ignore"), warnings.catch_warnings():

@@ -166,6 +166,10 @@ class Guard:
     required_fields : dict, optional
         Multipart path -> the file fields it cannot do without (400 when one is missing; BentoML
         left such a request hanging until the client gave up).
+    form_checks : dict, optional
+        Multipart path -> ``check(parts) -> problem or None`` on the parsed parts
+        (``{field: (file name, bytes)}``): here the names are the client's own, while BentoML
+        hands the service temporary files.
     routes : dict, optional
         POST path -> `bcistream.serving.routes.Route` answered here (in a worker thread), not by
         BentoML; each has its own media type and body limit.
@@ -180,7 +184,8 @@ class Guard:
                  media_types: dict[str, str] | None = None,
                  file_fields: dict[str, frozenset[str] | set[str]] | None = None,
                  routes: dict[str, Any] | None = None, openapi: Any = None,
-                 required_fields: dict[str, frozenset[str] | set[str]] | None = None) -> None:
+                 required_fields: dict[str, frozenset[str] | set[str]] | None = None,
+                 form_checks: dict[str, Any] | None = None) -> None:
         self.app = app
         self.runtime = runtime
         self.token = token.encode() if token else None
@@ -188,6 +193,7 @@ class Guard:
         self.media_types = dict(media_types or {})
         self.file_fields = {k: frozenset(v) for k, v in (file_fields or {}).items()}
         self.required_fields = {k: frozenset(v) for k, v in (required_fields or {}).items()}
+        self.form_checks = dict(form_checks or {})
         self.routes = dict(routes or {})
         for path, route in self.routes.items():
             self.media_types.setdefault(path, route.media_type)
@@ -260,8 +266,11 @@ class Guard:
             return
         body = bytes(raw)
         del raw
-        problem = check_form(body, headers.get(b"content-type", b""), self.file_fields[path],
-                             self.required_fields.get(path, frozenset()))
+        problem, parts = parse_form(body, headers.get(b"content-type", b""), self.file_fields[path],
+                                    self.required_fields.get(path, frozenset()))
+        if problem is None and path in self.form_checks:
+            problem = self.form_checks[path](parts)
+        del parts
         if problem is not None:
             await self._refuse(send, "POST", path, 400, f"{path}: {problem}")
             return

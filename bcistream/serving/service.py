@@ -113,12 +113,22 @@ class BcistreamService:
         return out
 
 
+def _recording_name_problem(parts: dict) -> str | None:
+    """The uploaded recording's own file name must end in a recording suffix (see `Guard`)."""
+    try:
+        recording_suffix(parts["file"][0])
+    except RequestError as exc:
+        return str(exc)
+    return None
+
+
 _TOKEN = CONFIG.api_token or os.environ.get("BCISTREAM_API_TOKEN") or None
 BcistreamService.add_asgi_middleware(
     Guard, runtime=RUNTIME, token=_TOKEN, max_body=CONFIG.max_body_bytes,
     media_types={"/classify_file": "multipart/form-data"},
     file_fields={"/classify_file": {"file", "labels"}},
     required_fields={"/classify_file": {"file"}},
+    form_checks={"/classify_file": _recording_name_problem},
     routes={
         "/classify": Route(classify_json, "application/json", CONFIG.max_json_bytes),
         "/classify_features": Route(features_json, "application/json", CONFIG.max_json_bytes),
