@@ -200,7 +200,10 @@ def test_broker_kill_9_and_restart_lose_no_marker(stream_setup, durable_kafka_br
         prod = KafkaChunkProducer(broker.bootstrap, names["raw"], names["markers"], kafka_config=BATCHED)
         _produce(prod, rec, streams, half, rec.n_samples)
         prod.close()
-        wait_until(lambda: _done(out, lock, 2 * len(expected)), timeout=90, what="all decisions")
+        wait_until(lambda: _done(out, lock, 2 * len(expected)), timeout=90,
+                   what=lambda: (f"all decisions ({len(out)} of {2 * len(expected)}; source: "
+                                 f"{w.source.stats}, assignment {sorted(map(str, w.source.assignment()))}, "
+                                 f"lag {w.source.lag()})"))
     finally:
         w.halt()
     late = [e for e in expected if e > half]
