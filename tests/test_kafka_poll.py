@@ -46,8 +46,13 @@ def test_poll_in_slices_waits_in_fetch_waits_and_returns_records_as_they_come(ka
         assert waited >= 0.29, f"an empty poll returned after {waited:.3f} s instead of its timeout"
         assert len(consumer.timeouts) > 1 and max(consumer.timeouts) <= 5
 
+        consumer.timeouts.clear()
+
         def send_later():
-            time.sleep(0.2)
+            # Send once the sliced poll is waiting (its second slice began), not after a fixed sleep.
+            deadline = time.monotonic() + 10
+            while len(consumer.timeouts) < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)
             producer.send(topic, b"x").get(timeout=10)
 
         sender = threading.Thread(target=send_later)
