@@ -176,3 +176,27 @@ def test_a_letter_the_previous_owner_sent_is_not_sent_again(kafka_broker):
         b.close()
     dead = _read_all(kafka_broker, names["dead"], 1)
     assert len(dead) == 1, "the record was dead-lettered twice"
+
+
+def test_a_marker_is_in_the_log_before_send_marker_returns(kafka_broker):
+    """Kafka orders messages within a partition only: a marker that lingered in the producer reached
+    the log after chunks sent later, and an engine catching up passed the cue's window first
+    (test_broker_kill_9_and_restart_lose_no_marker lost cues that way). A 10 s linger makes the
+    wait visible: the marker's end offset has moved when ``send_marker`` returns."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    names = _topics(kafka_broker, partitions=1)
+    prod = KafkaChunkProducer(kafka_broker.bootstrap, names["raw"], names["markers"],
+                              kafka_config={"linger_ms": 10_000, "batch_size": 1 << 20})
+    probe = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
+    marker_tp, raw_tp = TopicPartition(names["markers"], 0), TopicPartition(names["raw"], 0)
+    try:
+        prod.send_chunk("s1", np.zeros((2, 25), np.float32), 250.0, 0, 0.0)
+        prod.send_marker("s1", 10, "left")
+        ends = probe.end_offsets([marker_tp, raw_tp])
+        assert ends[marker_tp] == 1, "the marker is still in the producer's buffer"
+        assert ends[raw_tp] == 1, "a chunk sent before the marker is in the log before it too"
+        assert prod.pending() == 0
+    finally:
+        probe.close()
+        prod.close()

@@ -45,6 +45,8 @@ class ChunkIntake:
         Each stream's next expected sequence number.
     stream_tp : dict of str to TopicPartition
         The partition each stream was last read from (only streams of owned partitions).
+    last_ts : dict of str to float
+        Each stream's latest sample timestamp so far (seconds, the producer's clock).
     """
 
     def __init__(self, stats: KafkaSourceStats, default_scale: float | None, *,
@@ -56,7 +58,7 @@ class ChunkIntake:
         self.next_seq: dict[str, int] = {}
         self.stream_tp: dict[str, Any] = {}
         self._session: dict[str, str | None] = {}
-        self._last_ts: dict[str, float] = {}
+        self.last_ts: dict[str, float] = {}
         self._replayed: dict[str, int] = {}
         self._scales: dict[bytes, float] = {}
         self._rules: dict[float, StreamTracker] = {}
@@ -124,7 +126,7 @@ class ChunkIntake:
         self.stats.bytes += run.n_bytes
         self.next_seq[sid] = run.seq + n
         self._session[sid] = run.session
-        self._last_ts[sid] = max(self._last_ts.get(sid, -np.inf), float(run.timestamps[-1]))
+        self.last_ts[sid] = max(self.last_ts.get(sid, -np.inf), float(run.timestamps[-1]))
         self.stream_tp[sid] = tp
         if limit is not None:
             below = np.flatnonzero(run.offsets < limit)
@@ -174,7 +176,7 @@ class ChunkIntake:
             self.stats.duplicates += 1
         self.next_seq[sid] = max(self.next_seq.get(sid, 0), wc.seq + n)
         self._session[sid] = wc.session
-        self._last_ts[sid] = max(self._last_ts.get(sid, -np.inf), wc.timestamp + (n - 1) / wc.sfreq)
+        self.last_ts[sid] = max(self.last_ts.get(sid, -np.inf), wc.timestamp + (n - 1) / wc.sfreq)
         self.stream_tp[sid] = tp
         if limit is not None and rec.offset < limit:
             self._replayed[sid] = max(self._replayed.get(sid, -1), wc.seq + n)
@@ -208,9 +210,9 @@ class ChunkIntake:
             rule = self._rules[wc.sfreq] = StreamTracker(wc.sfreq)
         old = self._session.get(sid)
         if (wc.session is not None and old is not None and wc.session != old
-                and not rule.continues(expected, self._last_ts.get(sid), wc.seq, wc.timestamp)):
+                and not rule.continues(expected, self.last_ts.get(sid), wc.seq, wc.timestamp)):
             return "restart"
-        verdict = rule.seq_verdict(expected, self._last_ts.get(sid), wc.seq, wc.timestamp)
+        verdict = rule.seq_verdict(expected, self.last_ts.get(sid), wc.seq, wc.timestamp)
         if verdict == "outlier":
             self.stats.seq_outliers += 1
             raise WireError(f"seq-outlier: stream {sid!r} chunk at sequence {wc.seq} is far out of line "

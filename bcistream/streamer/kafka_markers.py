@@ -146,31 +146,51 @@ class MarkerFeed:
             self.consumer.seek_to_beginning()
             self._assigned = True
             drain = True
-        ends = self._ends(wait_s) if drain else None
-        deadline = time.monotonic() + wait_s
-        while True:
-            got = self.consumer.poll(timeout_ms=15 if drain else 0)
-            for records in got.values():
-                for rec in records:
-                    self._take(rec)
+        if not drain:
+            self._take_all(self.consumer.poll(timeout_ms=0))
             self._note(self.watch.check())
-            if not drain or (not got and self._reached(ends)):
-                return
+            return
+        deadline = time.monotonic() + wait_s
+        ends, polled = None, False
+        while True:
+            if ends is None:  # unknown while the broker reconnects: keep asking, never assume reached
+                ends = self._ends(max(0.05, min(1.0, deadline - time.monotonic())))
+                polled = False
+            if ends is not None:
+                target, lagging = self._target(ends)
+                # Position is where poll has handed records up to: at the target, nothing is left.
+                # A broker whose end offsets lag its fetches (tansu's S3 storage answers a stale
+                # one) is trusted only after one more fetch round has refreshed the high watermark.
+                if self._reached(target) and (polled or not lagging):
+                    return
+            got = self.consumer.poll(timeout_ms=15)
+            polled = True
+            self._take_all(got)
+            self._note(self.watch.check())
             if time.monotonic() >= deadline:
+                why = ("its end offsets were unavailable" if ends is None
+                       else "it did not reach the end offsets")
                 self._note([EngineEvent(
                     "markers_behind", None, 0, "marker-consumer",
-                    f"the marker consumer did not reach the end of {self.topic} within "
-                    f"{wait_s:g} s while the data caught up: late cues may be lost")])
-                log.warning("marker consumer behind after %.1f s of waiting", wait_s)
+                    f"the marker consumer fell behind on {self.topic} while the data caught up "
+                    f"({why} within {wait_s:g} s): late cues may be lost")])
+                log.warning("marker consumer behind after %.1f s of waiting (%s)", wait_s, why)
                 return
+
+    def _take_all(self, got: dict) -> None:
+        for records in got.values():
+            for rec in records:
+                self._take(rec)
 
     def _ends(self, wait_s: float) -> dict | None:
         """End offsets of the marker partitions now (a broker round trip; waits out a reconnect).
 
-        Every marker of a chunk already fetched was produced before it, so once the marker
-        consumer has reached these offsets no cue of the fetched data can still be on its way
-        (a marker consumer that reconnects more slowly than the data consumer after a broker
-        restart would otherwise let the engine pass the windows of the first cues).
+        A producer that waits for each marker's acknowledgement before sending the chunk holding
+        the cue (`KafkaChunkProducer.send_marker` does) puts the marker in the log before that
+        chunk, so once the marker consumer has reached these offsets no cue of the fetched data can
+        still be on its way (a marker consumer that reconnects more slowly than the data consumer
+        after a broker restart would otherwise let the engine pass the windows of the first cues).
+        ``None`` when the broker did not answer in ``wait_s``: the drain asks again.
         """
         from kafka.errors import KafkaError
 
@@ -181,9 +201,18 @@ class MarkerFeed:
             log.debug("marker end offsets unavailable: %s", exc)
             return None
 
-    def _reached(self, ends: dict | None) -> bool:
-        if not ends:
-            return True
+    def _target(self, ends: dict) -> tuple[dict, bool]:
+        """Per partition, the later of ``ends`` and the last fetch's high watermark; whether it lagged."""
+        target, lagging = {}, False
+        for tp, end in ends.items():
+            high = self.consumer.highwater(tp)
+            if high is not None and high > end:
+                lagging = True
+                end = high
+            target[tp] = end
+        return target, lagging
+
+    def _reached(self, ends: dict) -> bool:
         for tp, end in ends.items():
             try:
                 pos = self.consumer.position(tp, timeout_ms=0)

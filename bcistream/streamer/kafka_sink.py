@@ -84,8 +84,21 @@ class KafkaChunkProducer(_Producer):
                    self._headers)
 
     def send_marker(self, stream_id: str, sample: int, label: str | int | float | None) -> None:
-        """Send a cue marker (the label as the marker program has it: class name or code)."""
+        """Send a cue marker (the label as the marker program has it: class name or code).
+
+        Returns once the broker has acknowledged the marker (and everything sent before it).
+        Kafka orders messages within a partition only: a marker still lingering in the producer, or
+        retried, can reach the log after chunks sent later, and an engine catching up on a backlog
+        then passes the cue's window before it sees the marker (``cue_lost``, reason ``late``).
+        Waiting here costs one round trip per cue and makes the log order the send order.
+
+        Raises
+        ------
+        BcistreamError
+            The broker refused the marker or an earlier message.
+        """
         self._send(self.markers_topic, stream_id, encode_marker(stream_id, sample, label, self.session))
+        self.flush()
 
     def pending(self) -> int:
         """Messages sent but not yet flushed."""

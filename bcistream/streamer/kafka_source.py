@@ -60,9 +60,13 @@ class KafkaSource:
         How many messages per partition before the committed offset are re-read to rebuild state.
     marker_keep_samples : int
         Markers are forgotten once a stream is this many samples past them.
-    catchup_records : int
-        A poll returning at least this many chunks means the engine is behind (backlog, restart):
-        the marker consumer is then drained first so no cue arrives after its window.
+    marker_slack_s : float
+        How far (seconds of stream time) a stream may run ahead of the last point where the marker
+        topic was known complete before the chunks wait for a drain of the marker consumer to the
+        end of the topic. Keeps every cue's marker in before the engine passes the cue's window plus
+        its history (``EngineConfig.history_s``, 4 s by default: keep this below it). A live stream
+        drains about once per ``marker_slack_s`` (one end-offsets round trip); a backlog, a burst
+        replay or a marker consumer still reconnecting after a broker restart waits for it.
     units : str, optional
         Unit of chunks that carry no ``units`` header (the profile's ``units``); with neither, the
         chunks are marked undeclared and the engine checks their plausibility as volts.
@@ -78,7 +82,7 @@ class KafkaSource:
                  markers_topic: str | None = "eeg.markers", dead_letter_topic: str = "eeg.dead-letter",
                  n_channels: int | None = None, sfreq: float | None = None,
                  kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
-                 marker_keep_samples: int = 5000, catchup_records: int = 20,
+                 marker_keep_samples: int = 5000, marker_slack_s: float = 1.0,
                  stall_s: float = 1.0, units: str | None = None, marker_wait_s: float = 5.0) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
@@ -88,7 +92,8 @@ class KafkaSource:
         self.sfreq = sfreq
         self.warmup_messages = int(warmup_messages)
         self.marker_keep_samples = int(marker_keep_samples)
-        self.catchup_records = int(catchup_records)
+        self.marker_slack_s = float(marker_slack_s)
+        self._covered: dict[str, float] = {}  # stream -> last timestamp the marker topic covers
         self.marker_wait_s = float(marker_wait_s)
         # Unknown units raise here, before any client is connected.
         default_scale = None if units is None else volts_per_unit(units)
@@ -161,10 +166,6 @@ class KafkaSource:
         got = poll_in_slices(self._consumer, timeout)
         stale = self._start_partitions(got)
         self._note(self._watch.check())
-        if stale or sum(len(r) for r in got.values()) >= self.catchup_records:
-            # Catching up on a backlog: the cues of these chunks were produced before them, so
-            # wait for the marker consumer to fetch them before the engine passes their windows.
-            self._poll_markers(drain=True)
         batch = Batch()
         arrival = time.monotonic()
         for tp, records in got.items():
@@ -174,11 +175,28 @@ class KafkaSource:
                               warm_limit=self._partitions.warm_limit.get(tp),
                               n_channels=self.n_channels, sfreq=self.sfreq)
             self._partitions.mark_read(tp, records[-1].offset + 1)
+        if self._markers is not None and (stale or self._ahead_of_markers(batch.chunks)):
+            # Every cue marker is in the log before its chunk (the producer waits for its ack), so
+            # once the marker consumer reaches the end offsets of now, the cues of every chunk
+            # fetched so far are known: the engine cannot pass a window before its marker comes.
+            self._poll_markers(drain=True)
+            self._covered = dict(self._chunks.last_ts)
         if len(batch.chunks) > 1:
             batch.chunks = coalesce(batch.chunks)
         batch.markers = self._cues.hand_on(self._chunks.stream_tp, self._chunks.next_seq,
                                            self.marker_keep_samples)
         return batch
+
+    def _ahead_of_markers(self, chunks: list) -> bool:
+        """True when a stream of ``chunks`` runs more than ``marker_slack_s`` past its covered point."""
+        covered, slack = self._covered, self.marker_slack_s
+        for ch in chunks:
+            base = covered.get(ch.stream_id)
+            if base is None or ch.timestamps[-1] < base:  # new stream, or its clock began again
+                base = covered[ch.stream_id] = float(ch.timestamps[0])
+            if ch.timestamps[-1] - base > slack:
+                return True
+        return False
 
     def _poll_markers(self, drain: bool = False) -> None:
         if self._markers is not None:
