@@ -24,8 +24,10 @@ def kafka_latency(pipe, broker, seconds: float = 60.0, fetch_wait_ms: int = 5, t
     from bcistream.streamer.kafka_sink import KafkaDecisionSink
     from bcistream.streamer.kafka_source import KafkaSource
 
-    broker.create_topics({f"{tag}.raw": 1, f"{tag}.decisions": 1})
-    src = KafkaSource(broker.bootstrap, f"{tag}.raw", group=f"bench-{tag}", markers_topic=None,
+    # A marker topic as `run` has: the source's marker barrier (one end-offsets round trip per
+    # second of stream time) is part of the latency.
+    broker.create_topics({f"{tag}.raw": 1, f"{tag}.decisions": 1, f"{tag}.markers": 1})
+    src = KafkaSource(broker.bootstrap, f"{tag}.raw", group=f"bench-{tag}", markers_topic=f"{tag}.markers",
                       n_channels=N_CH, sfreq=SFREQ,
                       kafka_config={"session_timeout_ms": 2000, "heartbeat_interval_ms": 300,
                                     "fetch_max_wait_ms": fetch_wait_ms})
@@ -70,7 +72,8 @@ def _raw_rate(broker, topic: str, total: int, group: str, fast: dict) -> float:
     return rate
 
 
-def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 600, topic: str = "ing.raw") -> dict:
+def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 600, topic: str = "ing.raw",
+                 markers: bool = True) -> dict:
     """Decode+decide rate of a backlog of 22x25 float32 chunks vs plain kafka-python consumption.
 
     600 chunks per stream (120 000 messages, ~3 s of engine time): with the 120 of earlier runs
@@ -80,14 +83,15 @@ def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 600, topic: str
     from bcistream.realtime.engine import Engine, EngineConfig
     from bcistream.streamer.kafka_source import KafkaSource
 
-    broker.create_topics({topic: 4})
+    broker.create_topics({topic: 4, f"{topic}.markers": 1})
     total = streams * chunks
     proc = _child("kafka-push", "--bootstrap", broker.bootstrap, "--topic", topic, "--streams",
                   str(streams), "--chunks", str(chunks))
     proc.wait(300)
     fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
     raw_before = _raw_rate(broker, topic, total, f"{topic}-raw-1", fast)
-    src = KafkaSource(broker.bootstrap, topic, group=f"{topic}-engine", markers_topic=None,
+    # With a marker topic as `run` has: a backlog drains it about once per second of stream time.
+    src = KafkaSource(broker.bootstrap, topic, group=f"{topic}-engine", markers_topic=f"{topic}.markers" if markers else None,
                       n_channels=N_CH, sfreq=SFREQ, kafka_config=fast)
     engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
     from bcistream.realtime.loop import run_loop
