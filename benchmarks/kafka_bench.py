@@ -91,7 +91,8 @@ def kafka_ingest(pipe, broker, streams: int = 200, chunks: int = 600, topic: str
     fast = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 300}
     raw_before = _raw_rate(broker, topic, total, f"{topic}-raw-1", fast)
     # With a marker topic as `run` has: a backlog drains it about once per second of stream time.
-    src = KafkaSource(broker.bootstrap, topic, group=f"{topic}-engine", markers_topic=f"{topic}.markers" if markers else None,
+    src = KafkaSource(broker.bootstrap, topic, group=f"{topic}-engine",
+                      markers_topic=f"{topic}.markers" if markers else None,
                       n_channels=N_CH, sfreq=SFREQ, kafka_config=fast)
     engine = Engine(pipe, "1", EngineConfig(hop_s=0.25, triggers=("hop",)))
     from bcistream.realtime.loop import run_loop
