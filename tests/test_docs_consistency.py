@@ -1,5 +1,6 @@
 """README and docs/ agree with each other and with the code: the Kafka wire header, the marker
-topic's schema, and class order in example answers (the profile's order, never alphabetical)."""
+topic's schema, class order in example answers (the profile's order, never alphabetical), and the
+recording formats /classify_file takes."""
 
 from __future__ import annotations
 
@@ -67,3 +68,20 @@ def test_example_answers_list_classes_in_profile_order():
                 found += 1
                 assert classes == order, f"{path.name}: {classes} (profile order: {order})"
     assert found >= 2
+
+
+def test_classify_file_docs_name_every_format_the_service_takes(capsys):
+    """The service takes every suffix the loaders read (XDF included): the docs once said
+    GDF/EDF/BDF/FIF only, and the CLI's help too."""
+    from bcistream.cli import main
+    from bcistream.data.loader import RECORDING_SUFFIXES
+
+    text = (ROOT / "docs" / "serving.md").read_text()
+    section = text[text.index("### POST /classify_file"):text.index("### POST /classify_features")]
+    main(["classify", "--help"])
+    help_text = capsys.readouterr().out
+    for suffix in RECORDING_SUFFIXES:
+        name = suffix.split(".")[1].upper()  # .fif.gz -> FIF
+        assert name in section, (suffix, section[:300])
+        assert name in help_text, (suffix, help_text)
+    assert "`.fif.gz`" in section

@@ -9,6 +9,8 @@ made to refuse that one request alone).
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from kafka import KafkaConsumer
 from kafka.errors import KafkaTimeoutError
@@ -70,17 +72,21 @@ def test_drain_waits_for_the_end_offsets_and_takes_every_marker(kafka_broker, fa
         feed.close()
 
 
-def test_drain_that_never_learns_the_end_says_markers_behind(kafka_broker):
+def test_drain_that_never_learns_the_end_says_markers_behind(kafka_broker, caplog):
     topic = unique("markers")
     kafka_broker.create_topics({topic: 1})
     _send_markers(kafka_broker, topic, 2)
     feed, events, _ = _feed(kafka_broker, topic, fail=10**6)
     try:
-        feed.poll(wait_s=0.5, drain=True)
+        with caplog.at_level(logging.DEBUG, logger="bcistream"):
+            feed.poll(wait_s=0.5, drain=True)
         behind = [e for e in events if e.kind == "markers_behind"]
         assert len(behind) == 1, events
         assert "end offsets were unavailable" in behind[0].detail
         assert feed.consumer.asked >= 2
+        # An event is logged once, by the run's event monitor: the feed itself says nothing more.
+        said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert not [m for m in said if "behind" in m], said
     finally:
         feed.close()
 

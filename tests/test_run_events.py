@@ -148,6 +148,42 @@ def test_fetch_watch_goes_back_when_the_log_was_recreated():
     assert consumer.seeks == [0]
 
 
+def _logged_once(caplog, events, needle):
+    """Record ``events`` as a run does; the lines (of any logger) that mention ``needle``."""
+    with caplog.at_level(logging.DEBUG):
+        RunMonitor(log_interval_s=0.0).record(events)
+    return [(r.name, r.getMessage()) for r in caplog.records if needle in r.getMessage()]
+
+
+def test_each_kafka_source_event_is_logged_once_by_the_events_logger(caplog):
+    """A stall, a truncated log and a dead letter were logged by their component AND by the run's
+    event monitor: each must be one line, from ``bcistream.events`` (which also counts it)."""
+    from bcistream.realtime.events import EventQueue
+    from bcistream.streamer.dead_letter import DeadLetter, Rejections
+    from bcistream.streamer.kafka_stats import KafkaSourceStats
+
+    now = [0.0]
+    with caplog.at_level(logging.DEBUG):
+        stalled = FetchWatch(_FakeConsumer(_TP("eeg.raw", 1), pos=100, high=400), stall_s=1.0,
+                             check_every_s=0.0, clock=lambda: now[0])
+        stalled.check()
+        now[0] = 1.5
+        stall = stalled.check()
+        truncated = FetchWatch(_FakeConsumer(_TP("eeg.markers", 0), pos=50, high=3), check_every_s=0.0,
+                               on_truncated=lambda t, p, h: 0).check()
+        queue = EventQueue()
+        producer = type("P", (), {"send": lambda self, *a, **k: None})()
+        record = type("R", (), {"topic": "eeg.raw", "partition": 2, "offset": 77, "key": b"s1",
+                                "value": b"junk"})()
+        Rejections(DeadLetter(producer, "eeg.dead"), "localhost:1", None, KafkaSourceStats(),
+                   queue).send(record, "undecodable", "not a chunk")
+    for events, needle in ((stall, "no progress for"), (truncated, "past the end of the log"),
+                           (queue.drain(), "eeg.raw[2]@77")):
+        assert len(events) == 1
+        lines = _logged_once(caplog, events, needle)
+        assert [name for name, _ in lines] == ["bcistream.events"], lines
+
+
 def test_cue_pending_at_the_end_of_the_run_is_reported_in_the_summary():
     # The recording stops half way through the last cue's window: that cue can never be decided.
     import dataclasses

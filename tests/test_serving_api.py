@@ -89,7 +89,7 @@ def test_classify_without_preroll_answers_and_warns(client, pipe, trials):
     np.testing.assert_array_equal(pred.labels, pipe.predict(bare))
 
 
-def test_file_upload_gives_per_trial_labels_and_scores(client, pipe, registry):
+def test_file_upload_gives_per_trial_labels_and_scores(client, pipe, registry, tmp_path):
     result = client.classify_file(registry.files["E"], labels=registry.files["labels"])
     rec = load_recording(registry.files["E"])  # finds A01E.mat beside it
     ep = epochs_from_recording(pipe, rec)
@@ -102,6 +102,20 @@ def test_file_upload_gives_per_trial_labels_and_scores(client, pipe, registry):
     assert result.kappa is not None and result.version == "1"
     unlabelled = client.classify_file(registry.files["E"])  # no .mat: predictions only
     assert unlabelled.accuracy is None and unlabelled.labels == result.labels
+    # The session's first 200 s (under the body limit) as XDF, EEG in microvolts + a marker stream:
+    # the causal filter gives its cues the answers of the whole FIF file.
+    import mne
+
+    from tests.xdf_writer import xdf_from_raw
+
+    raw = mne.io.read_raw_fif(registry.files["E"], preload=True, verbose="error").crop(tmax=200.0)
+    xdf = client.classify_file(xdf_from_raw(tmp_path / "A01E.xdf", raw))
+    whole = {t["cue_index"]: t for t in result.trials}
+    assert len(xdf.trials) >= 10
+    for t in xdf.trials:
+        same = whole[t["cue_index"]]
+        assert (t["cue_sample"], t["label"]) == (same["cue_sample"], same["label"])
+        np.testing.assert_allclose(t["probabilities"], same["probabilities"], atol=1e-6)  # float32 µV
 
 
 def test_classify_features_and_unknown_version(client, pipe):
@@ -295,6 +309,13 @@ def test_wrong_media_type_gets_415(server):
     assert r.status_code == 415 and "multipart/form-data" in r.json()["error"]
     r = httpx.post(f"{server.url}/raw/classify_npy", json={"trials": 1}, headers=AUTH)
     assert r.status_code == 415 and "application/octet-stream" in r.json()["error"]
+    # No Content-Type at all: said so, with what the route takes (it was reported as JSON).
+    for path, takes in (("/classify_file", "multipart/form-data"), ("/classify_npy", "multipart/form-data"),
+                        ("/raw/classify_npy", "application/octet-stream")):
+        r = httpx.post(f"{server.url}{path}", content=_npy(np.zeros((1, 22, 1000))), headers=AUTH)
+        error = r.json()["error"]
+        assert r.status_code == 415 and f"takes {takes}" in error and "no Content-Type header" in error, error
+        assert "application/json" not in error, error
 
 
 def test_bare_array_and_one_trial_get_labels(server, trials, client):
@@ -380,11 +401,16 @@ def test_openapi_names_version_routes_models_and_errors(server):
     assert ops["/model"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ModelInfo"}
     assert doc["components"]["schemas"]["ClassifyResponse"]["properties"]["labels"]["type"] == "array"
+    upload = ops["/classify_file"]["post"]
+    form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert ".xdf" in form["properties"]["file"]["description"] and "XDF" in upload["summary"]
 
 
 def test_model_reports_the_alias_it_follows(client, server):
     info = client.model()
     assert info["alias"] == "champion" and info["version"] == "1"
+    # Every alias of the served version: it was only the first ("challenger") of the two.
+    assert info["version_aliases"] == ["challenger", "champion"]
     # `serve` said what it serves before starting BentoML
     assert f"serving {MODEL_NAME} version 1 (following alias 'champion'" in server.log_text()
 

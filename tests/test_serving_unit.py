@@ -116,24 +116,37 @@ def test_parse_model_uri():
 
 
 class FakeRegistry:
-    def __init__(self) -> None:
+    def __init__(self, pipeline=None) -> None:
         self.alias = "1"
         self.down = False
         self.loads: list[str] = []
+        self.version_aliases: dict[str, list[str]] = {}
+        self.pipeline = pipeline
 
     def resolve(self, tracking_uri, name, alias):
         if self.down:
             raise ConnectionError("registry down")
         return self.alias
 
+    def aliases(self, tracking_uri, name, version):
+        if self.down:
+            raise ConnectionError("registry down")
+        return self.version_aliases.get(version, [])
+
     def load(self, uri, tracking_uri):
         self.loads.append(uri)
-        return SimpleNamespace(version=uri.rsplit("/", 1)[1], pipeline=None)
+        # The version's first alias only, as a loaded model's ``alias`` is.
+        first = (self.version_aliases.get(uri.rsplit("/", 1)[1]) or [None])[0]
+        return SimpleNamespace(version=uri.rsplit("/", 1)[1], pipeline=self.pipeline, alias=first)
+
+    def holder(self, uri="models:/m@champion"):
+        return ModelHolder(uri, None, poll_interval=0, load=self.load, resolve=self.resolve,
+                           aliases=self.aliases)
 
 
 def test_holder_swaps_keeps_previous_and_survives_outage():
     reg = FakeRegistry()
-    h = ModelHolder("models:/m@champion", "sqlite://", poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h = reg.holder()
     h.start()
     assert h.current.version == "1" and h.status()["registry_reachable"] is True
     assert h.refresh() is False  # unchanged alias: no reload
@@ -156,7 +169,7 @@ def test_holder_swaps_keeps_previous_and_survives_outage():
 def test_holder_without_model_is_not_ready():
     reg = FakeRegistry()
     reg.down = True
-    h = ModelHolder("models:/m@champion", None, poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h = reg.holder()
     h.start()
     assert h.current is None and h.status()["ready"] is False
 
@@ -164,7 +177,7 @@ def test_holder_without_model_is_not_ready():
 def test_holder_logs_an_outage_once_not_every_poll(caplog):
     """The registry is polled every second: a long outage is one WARNING (again when it changes)."""
     reg = FakeRegistry()
-    h = ModelHolder("models:/m@champion", None, poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h = reg.holder()
     h.start()
     reg.down = True
     with caplog.at_level("WARNING", logger="bcistream.serving.holder"):
@@ -179,14 +192,14 @@ def test_holder_logs_an_outage_once_not_every_poll(caplog):
     assert h.current.version == "1" and h.last_error == "ConnectionError: registry down"
 
 
-def _guarded(token=None, max_body=1000, holder=None):
+def _guarded(token=None, max_body=1000, holder=None, **options):
     async def echo(request):
         body = await request.body()
         return JSONResponse({"n": len(body)})
 
     app = Starlette(routes=[Route("/classify", echo, methods=["POST"]),
                             Route("/livez", lambda r: JSONResponse({}), methods=["GET"])])
-    return TestClient(Guard(app, Runtime(holder=holder), token=token, max_body=max_body))
+    return TestClient(Guard(app, Runtime(holder=holder), token=token, max_body=max_body, **options))
 
 
 def test_guard_auth():
@@ -215,7 +228,7 @@ def test_guard_body_limit_by_length_and_by_stream():
 def test_guard_readyz_detail():
     assert _guarded().get("/readyz").status_code == 503
     reg = FakeRegistry()
-    h = ModelHolder("models:/m@champion", None, poll_interval=0, load=reg.load, resolve=reg.resolve)
+    h = reg.holder()
     h.start()
     reg.down = True
     h.refresh()
@@ -223,6 +236,45 @@ def test_guard_readyz_detail():
     assert r.status_code == 200
     assert r.json()["registry_reachable"] is False and "registry is unreachable" in r.json()["detail"]
 
+
+
+def test_model_names_every_alias_of_the_served_version_as_they_move(pipe):
+    """/model listed only the alias a version was loaded through (or its first): a champion that
+    also carried challenger showed ["challenger"]. Aliases move without the version changing."""
+    reg = FakeRegistry(pipeline=pipe)
+    reg.version_aliases = {"1": ["challenger", "champion"]}
+    h = reg.holder()
+    h.start()
+    client = _guarded(holder=h)
+    info = client.get("/model").json()
+    assert info["alias"] == "champion" and info["version_aliases"] == ["challenger", "champion"]
+    reg.version_aliases = {"1": ["champion"], "2": ["challenger"]}  # a new challenger registered
+    assert h.refresh() is False
+    assert client.get("/model").json()["version_aliases"] == ["champion"]
+    reg.alias, reg.version_aliases = "2", {"1": ["previous"], "2": ["champion"]}  # promoted
+    assert h.refresh() is True
+    info = client.get("/model").json()
+    assert info["version"] == "2" and info["version_aliases"] == ["champion"]
+    reg.down = True  # unreachable: the aliases of the last check stay
+    assert h.refresh() is False and client.get("/model").json()["version_aliases"] == ["champion"]
+
+
+def test_415_names_what_the_route_takes_and_a_missing_content_type():
+    """A body without Content-Type was reported as 'got Content-Type application/json' (the JSON
+    default) on routes that take a form or .npy bytes."""
+    client = _guarded(media_types={"/classify": "application/json", "/upload": "multipart/form-data",
+                                   "/raw": "application/octet-stream"})
+    for path, takes in (("/upload", "multipart/form-data"), ("/raw", "application/octet-stream")):
+        r = client.post(path, content=b"x")
+        error = r.json()["error"]
+        assert r.status_code == 415 and f"{path} takes {takes}" in error, error
+        assert "no Content-Type header" in error and "application/json" not in error, error
+        r = client.post(path, content=b"x", headers={"content-type": "text/plain"})
+        assert r.status_code == 415
+        assert r.json()["error"] == f"{path} takes {takes}, got Content-Type 'text/plain'"
+    assert client.post("/classify", content=b"[1]").status_code == 200  # JSON: no header is JSON
+    r = client.post("/classify", content=b"x", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and "/classify takes application/json" in r.json()["error"]
 
 
 def _form(**kw):

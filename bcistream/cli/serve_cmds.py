@@ -186,7 +186,7 @@ def serve(
 
 @app.command()
 def classify(
-    file: Annotated[Path, typer.Argument(help="A recording (GDF/EDF/BDF/FIF).")],
+    file: Annotated[Path, typer.Argument(help="A recording (GDF/EDF/BDF/FIF/XDF).")],
     url: Annotated[str | None, typer.Option(help="Service URL (default: $BCISTREAM_SERVICE_URL, else "
                                                  "http://127.0.0.1:3000).")] = None,
     labels: Annotated[Path | None, typer.Option(

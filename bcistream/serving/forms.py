@@ -1,10 +1,11 @@
-"""Multipart form bodies: checked and split without copying, before BentoML or a route sees them."""
+"""Request bodies before BentoML or a route sees them: the media type, and multipart forms checked and
+split without copying."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["check_form", "parse_form"]
+__all__ = ["check_form", "media_type_problem", "parse_form"]
 
 _BOUNDARY = re.compile(rb'boundary="?([^";]+)"?', re.IGNORECASE)
 _NAME = re.compile(rb'[\s;]name="([^"]*)"', re.IGNORECASE)
@@ -66,3 +67,28 @@ def check_form(body: bytes, content_type: bytes, file_fields: frozenset[str],
                required: frozenset[str] = frozenset()) -> str | None:
     """Why a multipart body is refused, or None (see `parse_form`)."""
     return parse_form(body, content_type, file_fields, required)[0]
+
+
+#: What to send instead, per media type, when a request has no Content-Type at all.
+_SEND_HINT = {
+    "multipart/form-data": "send a multipart/form-data upload (curl -F FIELD=@FILE)",
+    "application/octet-stream": "send the .npy bytes with Content-Type: application/octet-stream",
+}
+
+
+def media_type_problem(path: str, expected: str, headers: dict[bytes, bytes]) -> str | None:
+    """Why a POST to ``path`` (which takes ``expected``) has the wrong media type, or ``None``.
+
+    A missing (or empty) Content-Type is taken as JSON on a JSON route, as it always was; on the
+    other routes it is said to be missing, with what the route takes: reporting it as the JSON
+    default made an upload without the header look like one sent as JSON.
+    """
+    raw = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1")
+    if not raw:
+        if expected == "application/json":
+            return None
+        hint = _SEND_HINT.get(expected, f"send Content-Type: {expected}")
+        return f"{path} takes {expected}, but the request has no Content-Type header; {hint}"
+    if raw.lower() != expected:
+        return f"{path} takes {expected}, got Content-Type {raw!r}"
+    return None

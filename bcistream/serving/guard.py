@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl
 
 import anyio
 
-from bcistream.serving.forms import check_form, parse_form
+from bcistream.serving.forms import check_form, media_type_problem, parse_form
+from bcistream.serving.info import model_info, readiness
 
 __all__ = ["ClientErrorLogFilter", "Guard", "Runtime", "ServiceMetrics", "check_form", "parse_form"]
 
@@ -35,16 +36,6 @@ TIMED_PATHS = frozenset({"/classify", "/classify_npy", "/raw/classify_npy", "/cl
 #: Longest error text sent or logged: an error is one line, never a dump of the input.
 MAX_ERROR_CHARS = 400
 
-
-
-def _decoder_fields(pipe: Any) -> dict[str, Any]:
-    """What the engine and clients need of the held model's decoder: name, n_features, classes
-    (profile order)."""
-    from bcistream.serving.compute import decoder_of
-
-    dec = decoder_of(pipe)
-    return {"decoder": dec.name, "n_features": int(dec.n_features),
-            "classes": [str(c) for c in dec.classes]}
 
 def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
     """``text`` as one line of at most ``limit`` characters."""
@@ -156,8 +147,9 @@ class Guard:
         Largest body in bytes; larger ones get 413 (by Content-Length, or while streaming).
     media_types : dict, optional
         Path -> the one media type its POST body may have (``application/json`` or
-        ``multipart/form-data``); others get 415. BentoML would otherwise try to read a form
-        sent to a JSON endpoint and fail with a 500 on non-UTF-8 fields.
+        ``multipart/form-data``); others get 415, as does a body without Content-Type on a
+        non-JSON path (see `bcistream.serving.forms.media_type_problem`). BentoML would otherwise
+        try to read a form sent to a JSON endpoint and fail with a 500 on non-UTF-8 fields.
     file_fields : dict, optional
         Multipart path -> its file fields. Every part must be one of them AND carry a file name:
         BentoML treats a plain-text value of a file field as a URL and downloads it (a 500 for a
@@ -233,12 +225,10 @@ class Guard:
             await self._model(send)
             return
         expected = self.media_types.get(path) if method == "POST" else None
-        if expected is not None:
-            given = headers.get(b"content-type", b"application/json").split(b";")[0].strip().decode("latin-1")
-            if given.lower() != expected:
-                await self._refuse(send, method, path, 415,
-                                   f"{path} takes {expected}, got Content-Type {given!r}")
-                return
+        problem = None if expected is None else media_type_problem(path, expected, headers)
+        if problem is not None:
+            await self._refuse(send, method, path, 415, problem)
+            return
         route = self.routes.get(path) if method == "POST" else None
         limit = route.max_body if route is not None else self.max_body
         length = headers.get(b"content-length")
@@ -386,43 +376,13 @@ class Guard:
             metrics.latency.labels(endpoint=path, status=str(status_box[0])).observe(time.perf_counter() - t0)
 
     async def _readyz(self, send) -> None:
-        holder = self.runtime.holder
-        if holder is None:
-            await _send_json(send, 503, {"ready": False, "detail": "service is starting"})
-            return
-        status = holder.status()
-        if status["ready"]:
-            status["detail"] = ("serving the last good model: the registry is unreachable"
-                                if status["serving_last_good_model"] else "serving")
-        else:
-            why = f" ({status['last_error']})" if status["last_error"] else ""
-            status["detail"] = "no model loaded yet" + why
-        await _send_json(send, 200 if status["ready"] else 503, status)
+        status, payload = readiness(self.runtime.holder)
+        await _send_json(send, status, payload)
 
     async def _model(self, send) -> None:
         t0 = time.perf_counter()
-        holder = self.runtime.holder
-        model = None if holder is None else holder.current
-        if model is None:
-            await _send_json(send, 503, {"error": "no model loaded yet"})
-            return
-        from bcistream.pipeline import pipeline_profile
-
-        prof = pipeline_profile(model.pipeline)
-        payload = {
-            "name": getattr(model, "name", None),
-            "version": str(model.version),
-            "alias": holder.uri.alias,  # the alias this service follows (None: a fixed version)
-            "version_aliases": sorted(getattr(model, "aliases", None) or
-                                      ([model.alias] if getattr(model, "alias", None) else [])),
-            "run_id": getattr(model, "run_id", None),
-            "model_uri": holder.model_uri,
-            "held_versions": holder.versions,
-            "profile": prof.to_dict(),
-            "metrics": dict(getattr(model, "metrics", None) or {}),
-            **_decoder_fields(model.pipeline),
-        }
-        await _send_json(send, 200, payload)
-        if self.runtime.metrics is not None:
+        status, payload = model_info(self.runtime.holder)
+        await _send_json(send, status, payload)
+        if status == 200 and self.runtime.metrics is not None:
             elapsed = time.perf_counter() - t0
             self.runtime.metrics.latency.labels(endpoint="/model", status="200").observe(elapsed)

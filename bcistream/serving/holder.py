@@ -59,6 +59,12 @@ def _registry_alias(tracking_uri: str | None, name: str, alias: str) -> str | No
     return None if version is None else str(version)
 
 
+def _registry_aliases(tracking_uri: str | None, name: str, version: str) -> list[str]:
+    from bcistream.training.registry import version_aliases
+
+    return version_aliases(tracking_uri, name, version)
+
+
 def _missing(tracking_uri: str | None, name: str, alias: str) -> str:
     """No such model, or no such alias (with the names / aliases that exist)."""
     if tracking_uri is None:
@@ -85,6 +91,9 @@ class ModelHolder:
         ``load(uri, tracking_uri) -> LoadedModel``; default `bcistream.training.registry.load_model`.
     resolve : callable, optional
         ``resolve(tracking_uri, name, alias) -> version or None``; default ``alias_version``.
+    aliases : callable, optional
+        ``aliases(tracking_uri, name, version) -> [alias, ...]``, every alias of a version; default
+        ``version_aliases``. Read at every check, as aliases move without the version changing.
     """
 
     def __init__(
@@ -96,6 +105,7 @@ class ModelHolder:
         keep: int = 2,
         load: Callable[[str, str | None], Any] | None = None,
         resolve: Callable[[str | None, str, str], str | None] | None = None,
+        aliases: Callable[[str | None, str, str], list[str]] | None = None,
     ) -> None:
         self.uri = parse_model_uri(model_uri)
         self.model_uri = model_uri
@@ -104,6 +114,8 @@ class ModelHolder:
         self.keep = max(1, int(keep))
         self._load = load or _registry_load
         self._resolve = resolve or _registry_alias
+        self._read_aliases = aliases or _registry_aliases
+        self._aliases: dict[str, list[str]] = {}  # version -> its aliases at the last check
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._current: Any = None
         self._lock = threading.Lock()
@@ -125,6 +137,10 @@ class ModelHolder:
     def get(self, version: str) -> Any:
         """The held `LoadedModel` of ``version``, or ``None``."""
         return self._models.get(str(version))
+
+    def aliases_of(self, version: str) -> list[str]:
+        """Every registry alias of ``version`` at the last check (``[]`` when none or not read)."""
+        return list(self._aliases.get(str(version), []))
 
     @property
     def versions(self) -> list[str]:
@@ -155,16 +171,18 @@ class ModelHolder:
         last good model stays in use.
         """
         try:
-            if self.uri.version is not None:
-                version = self.uri.version
-            else:
-                version = self._resolve(self.tracking_uri, self.uri.name, self.uri.alias or "champion")
+            version = self._target_version()
             if version is None:
                 self.registry_reachable = True
                 self.last_error = _missing(self.tracking_uri, self.uri.name, self.uri.alias or "champion")
                 return False
+            # Read before a swap, so the served version never goes without its aliases; read at
+            # every check, as an alias moves (a new challenger) without the served version changing.
+            aliases = sorted(self._read_aliases(self.tracking_uri, self.uri.name, version))
+            held = {v: a for v, a in self._aliases.items() if v in self._models}
+            self._aliases = {**held, version: aliases}  # one assignment: readers never see it half-built
             swapped = False
-            if self._current is None or str(self._current.version) != str(version):
+            if self._current is None or str(self._current.version) != version:
                 loaded = self.get(version) or self._load(self.uri.for_version(version), self.tracking_uri)
                 self._install(loaded)
                 swapped = True
@@ -184,6 +202,13 @@ class ModelHolder:
             return False
         finally:
             self.last_check = time.monotonic()
+
+    def _target_version(self) -> str | None:
+        """The version to serve: the fixed one, or the alias's target now (``None``: no such alias)."""
+        if self.uri.version is not None:
+            return self.uri.version
+        version = self._resolve(self.tracking_uri, self.uri.name, self.uri.alias or "champion")
+        return None if version is None else str(version)
 
     def _install(self, loaded: Any) -> None:
         version = str(loaded.version)

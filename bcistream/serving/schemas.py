@@ -102,7 +102,8 @@ class ModelInfo(BaseModel):
     name: str | None
     version: str
     alias: str | None = Field(description="the registry alias this service follows (None: a fixed version)")
-    version_aliases: list[str] = Field(description="aliases that point at the served version now")
+    version_aliases: list[str] = Field(description="every registry alias of the served version, as of "
+                                                 "the last registry check")
     run_id: str | None
     model_uri: str
     held_versions: list[str]
@@ -179,6 +180,8 @@ def openapi(version: str, auth: bool) -> dict[str, Any]:
     auth : bool
         Whether a bearer token is required (adds the security scheme).
     """
+    from bcistream.data.loader import RECORDING_SUFFIXES  # what /classify_file reads (by suffix)
+
     models = (ClassifyRequest, FeaturesRequest, ClassifyResponse, FeaturesResponse, FileTrial,
               FileResponse, ModelInfo, ReadyResponse, ErrorResponse, VersionConflict)
     _, schema = models_json_schema([(m, "validation") for m in models],
@@ -206,10 +209,12 @@ def openapi(version: str, auth: bool) -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": _NPY}}},
             "responses": _answer(ClassifyResponse, "labels and probabilities per trial", post_errors)}},
         "/classify_file": {"post": {
-            "summary": "Cue-locked predictions for every trial of a recording (GDF/EDF/BDF/FIF)",
+            "summary": "Cue-locked predictions for every trial of a recording (GDF/EDF/BDF/FIF/XDF)",
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"], "properties": {
-                    "file": {"type": "string", "format": "binary"},
+                    "file": {"type": "string", "format": "binary",
+                             "description": "the recording; its name's suffix picks the reader: "
+                                            + ", ".join(RECORDING_SUFFIXES)},
                     "labels": {"type": "string", "format": "binary",
                                "description": "classlabel .mat for cues of unknown class"}}}}}},
             "responses": _answer(FileResponse, "per-trial predictions; accuracy and kappa when labelled",

@@ -80,7 +80,7 @@ class BcistreamService:
     # -- whole recordings ------------------------------------------------------------------
     @bentoml.api
     def classify_file(self, file: Path, labels: list[Path] = []) -> dict[str, Any]:  # noqa: B006
-        """Cue-locked predictions for every trial of an uploaded recording (GDF/EDF/BDF/FIF).
+        """Cue-locked predictions for every trial of an uploaded recording (GDF/EDF/BDF/FIF/XDF).
 
         ``labels`` optionally uploads a ``classlabel`` .mat file for cues of unknown class (a list
         because BentoML 1.4 cannot validate an optional file field).

@@ -32,8 +32,11 @@ class DeadLetter:
         self.sent = 0
 
     def send(self, record: Any, reason: str) -> None:
-        """Send ``record`` (a kafka-python ConsumerRecord) with ``reason``."""
-        log.warning("dead-letter %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
+        """Send ``record`` (a kafka-python ConsumerRecord) with ``reason``.
+
+        Not logged here: `Rejections.send` makes it a ``dead_letter`` event, which the run's event
+        monitor logs once (rate-limited) and counts.
+        """
         headers = [("reason", reason.encode()), ("topic", str(record.topic).encode()),
                    ("partition", str(record.partition).encode()), ("offset", str(record.offset).encode())]
         self.producer.send(self.topic, key=record.key, value=record.value, headers=headers)

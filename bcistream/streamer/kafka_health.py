@@ -11,6 +11,9 @@ head waits up to that long, tansu not waking a waiting fetch — is paid only af
 A position beyond the high watermark means the log was recreated or lost its tail (a broker
 restarted without durable storage, or before it flushed): the caller decides where to go back to.
 
+Stalls and truncations are returned as events and not logged here: the run's event monitor
+(`bcistream.realtime.monitor`, logger ``bcistream.events``) logs and counts every event once.
+
 `poll_in_slices` works around a race in kafka-python 3.0's fetcher (measured with 3.0.12): when a
 fetch completes just as ``poll`` looks for one in flight, ``poll`` finds none, takes itself for
 idle and sleeps for its whole timeout (up to ``retry_backoff_ms``, 100 ms) before fetching again.
@@ -22,7 +25,6 @@ cost CPU (measured on one idle stream: 0.25 core unsliced, 0.34 with 5 ms, 0.60 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,8 +32,6 @@ from typing import Any
 from bcistream.realtime.events import EngineEvent
 
 __all__ = ["FetchWatch", "poll_in_slices"]
-
-log = logging.getLogger(__name__)
 
 
 def poll_in_slices(consumer: Any, timeout_s: float, slice_ms: int | None = None) -> dict:
@@ -160,7 +160,6 @@ class FetchWatch:
         self.consumer.seek(tp, pos)  # drop the fetch state; the next fetch starts afresh
         detail = (f"{_name(tp)}: {lag} messages behind and no progress for {idle:.1f} s at offset "
                   f"{pos}; re-fetching" + (f" with fetch_max_wait_ms={wait}" if wait else ""))
-        log.warning("kafka consumer stalled: %s", detail)
         return EngineEvent("stall", None, lag, "no-progress", detail)
 
     def _truncated(self, tp: Any, pos: int, high: int) -> list[EngineEvent]:
@@ -171,5 +170,4 @@ class FetchWatch:
         detail = (f"{_name(tp)}: position {pos} is past the end of the log ({high}): the topic was "
                   f"recreated or lost its tail" + (f"; reading again from offset {to}" if to is not None
                                                    else ""))
-        log.warning("kafka: %s", detail)
         return [EngineEvent("log_truncated", None, pos - high, "position-past-end", detail)]

@@ -174,8 +174,7 @@ class MarkerFeed:
                     "markers_behind", None, 0, "marker-consumer",
                     f"the marker consumer fell behind on {self.topic} while the data caught up "
                     f"({why} within {wait_s:g} s): late cues may be lost")])
-                log.warning("marker consumer behind after %.1f s of waiting (%s)", wait_s, why)
-                return
+                return  # logged once, with the other events, by the run's event monitor
 
     def _take_all(self, got: dict) -> None:
         for records in got.values():

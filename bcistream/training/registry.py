@@ -9,8 +9,8 @@ re-exported here so ``from bcistream.training.registry import ...`` keeps workin
   errors mean (``is_busy_error``, ``is_not_found``, ``read_failure``);
 - `bcistream.training.registry_client`: `client` (patient with a busy database),
   `set_registry_wait`, `tracking`;
-- `bcistream.training.registry_lookup`: `alias_version`, `model_versions`, `registered_names`,
-  `missing_model` (read-only look-ups and why a model URI finds nothing);
+- `bcistream.training.registry_lookup`: `alias_version`, `version_aliases`, `model_versions`,
+  `registered_names`, `missing_model` (read-only look-ups and why a model URI finds nothing);
 - `bcistream.training.model_loading`: `load_model`, `LoadedModel` and `TRUSTED_TYPES`, the
   allow-list skops loads with (models are stored in the skops format, never pickle).
 """
@@ -35,7 +35,13 @@ from bcistream.training.registry_errors import ModelError, RegistryBusyError
 from bcistream.training.registry_errors import is_busy_error as is_busy_error
 from bcistream.training.registry_errors import is_not_found as is_not_found
 from bcistream.training.registry_errors import read_failure as read_failure
-from bcistream.training.registry_lookup import alias_version, missing_model, model_versions, registered_names
+from bcistream.training.registry_lookup import (
+    alias_version,
+    missing_model,
+    model_versions,
+    registered_names,
+    version_aliases,
+)
 
 if TYPE_CHECKING:
     from mlflow.models.model import ModelInfo
@@ -56,6 +62,7 @@ __all__ = [
     "set_alias",
     "set_registry_wait",
     "tracking",
+    "version_aliases",
 ]
 
 #: Artifact name of the model inside a run.

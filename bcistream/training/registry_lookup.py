@@ -12,7 +12,7 @@ from typing import Any
 from bcistream.training.registry_client import client
 from bcistream.training.registry_errors import ModelError, is_not_found, read_failure
 
-__all__ = ["alias_version", "missing_model", "model_versions", "registered_names"]
+__all__ = ["alias_version", "missing_model", "model_versions", "registered_names", "version_aliases"]
 
 
 def alias_version(tracking_uri: str, name: str, alias: str = "champion") -> str | None:
@@ -26,6 +26,25 @@ def alias_version(tracking_uri: str, name: str, alias: str = "champion") -> str 
             return None
         raise ModelError(f"{tracking_uri}: cannot read alias '{alias}' of '{name}': "
                          f"{read_failure(exc)}") from None
+
+
+def version_aliases(tracking_uri: str, name: str, version: str) -> list[str]:
+    """Every alias that points at ``version`` of ``name`` now, sorted (``[]``: none, or no such version).
+
+    One query. Complete, unlike a loaded model's ``alias`` (the one it was loaded through, or the
+    first of several): ``/model`` reports these, and a version often carries both ``champion`` and
+    ``challenger`` after a promotion.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = client(tracking_uri).get_model_version(name, str(version))
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return []
+        raise ModelError(f"{tracking_uri}: cannot read the aliases of '{name}' version {version}: "
+                         f"{read_failure(exc)}") from None
+    return sorted(str(a) for a in (mv.aliases or []))
 
 
 def model_versions(tracking_uri: str, name: str) -> list[dict[str, Any]]:
