@@ -47,3 +47,20 @@ def test_run_help_names_every_sink_kind(capsys):
     out = " ".join(capsys.readouterr().out.split())
     missing = [kind for kind in SINK_KINDS if kind not in ("stdout",) and f"{kind}:" not in out]
     assert not missing, missing
+
+
+def test_usage_lines_name_arguments_as_click_does(capsys):
+    """typer 0.29 wrote a required argument as ``{file}``, an unfilled placeholder to the reader."""
+    for path in _commands():
+        main([*path, "--help"])
+        usage = capsys.readouterr().out.split("\n\n")[0]
+        assert "{" not in usage and "}" not in usage, (path, usage)
+    main(["replay", "--help"])
+    out = capsys.readouterr().out
+    assert "replay [OPTIONS] FILE\n" in out and "\n  FILE <path>  Recording" in out, out
+    main(["k8s", "render-job", "--help"])
+    assert "render-job [OPTIONS] KIND [ARGS]...\n" in capsys.readouterr().out
+    main(["info", "--help"])
+    assert "info [OPTIONS] [FILE]...\n" in capsys.readouterr().out
+    assert main(["replay"]) == 2
+    assert capsys.readouterr().err.startswith("error: missing argument FILE")  # the name the usage shows

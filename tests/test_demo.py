@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 
 from bcistream.cli import main
+from bcistream.cli.demo_cmds import next_hint
+from tests.test_readme_commands import parse_only
+
+
+def _hint_commands(line: str) -> list[list[str]]:
+    """The commands of the demo's ``next:`` line (without its closing remark), as argv lists."""
+    assert line.startswith("next: ")
+    body = line.removeprefix("next: ").rsplit(" (", 1)[0]
+    return [shlex.split(part)[1:] for part in body.split("; ")]
+
+
+@pytest.mark.parametrize(("transport", "bootstrap"), [("lsl", None), ("kafka", None), ("kafka", "b:9092")])
+def test_next_hint_suggests_the_transport_the_demo_used(transport, bootstrap):
+    """After a Kafka demo the hint said `bcistream run --from lsl:NAME`."""
+    line = next_hint(transport, "bcistream-demo", "bcistream-demo-A01", Path("d/A01E_raw.fif"), bootstrap)
+    commands = _hint_commands(line)
+    for argv in commands:
+        parse_only(argv)  # each runs as written
+    other = "lsl" if transport == "kafka" else "kafka"
+    replay, run = commands[-2:]
+    assert replay[:4] == ["replay", "d/A01E_raw.fif", "--to", transport]
+    assert run[run.index("--from") + 1].startswith(f"{transport}:") and other not in line
+    assert "models:/bcistream-demo-A01@champion" in run
+    assert ("--bootstrap" in run) == (bootstrap is not None)  # the demo's own broker has stopped
 
 
 @pytest.mark.slow
@@ -14,7 +41,7 @@ from bcistream.cli import main
 def test_demo_over_kafka_with_the_bundled_broker(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path / "home"))
     code = main(["demo", "--trials-per-class", "6", "--speed", "60", "--no-view", "--transport", "kafka"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0, out[-3000:]
     reports = list((tmp_path / "home" / "demo").glob("*/summary.json"))
     assert len(reports) == 1
@@ -28,3 +55,11 @@ def test_demo_over_kafka_with_the_bundled_broker(tmp_path, monkeypatch, capsys):
     for name in ("confusion.png", "latency.png", "decisions.png", "decisions.jsonl"):
         assert (reports[0].parent / name).stat().st_size > 0
     assert "online accuracy" in out and "model version" in out
+    # The run's line and the report give the same latency (the run's said only the last 2 000).
+    run_line = re.search(r"decisions from 1 stream\(s\); latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", err)
+    assert run_line, err[-3000:]
+    run_p50, run_p99 = run_line.groups()
+    assert (run_p50, run_p99) == (f"{summary['latency_p50_ms']:.2f}", f"{summary['latency_p99_ms']:.2f}")
+    assert f"latency p99 {run_p99} ms" in out
+    (hint,) = [line for line in out.splitlines() if line.startswith("next: ")]
+    assert "--from kafka:" in hint and "lsl" not in hint, hint

@@ -1,6 +1,6 @@
 """README and docs/ agree with each other and with the code: the Kafka wire header, the marker
-topic's schema, class order in example answers (the profile's order, never alphabetical), and the
-recording formats /classify_file takes."""
+topic's schema, class order in example answers (the profile's order, never alphabetical), the
+recording formats /classify_file takes and the defaults of the Configuration table."""
 
 from __future__ import annotations
 
@@ -85,3 +85,36 @@ def test_classify_file_docs_name_every_format_the_service_takes(capsys):
         assert name in section, (suffix, section[:300])
         assert name in help_text, (suffix, help_text)
     assert "`.fif.gz`" in section
+
+
+#: Settings fields whose default is None and whose value in force is a property.
+_IN_FORCE = {"tracking_uri": "mlflow_uri", "store": "store_url"}
+
+
+def _configuration_defaults() -> dict[str, str]:
+    """README's Configuration table: ``{field: default}`` for the rows with a default in code."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Configuration")
+    table = text[start:text.index("\n## ", start + 1)]
+    rows = re.findall(r"^\| `BCISTREAM_(\w+)` \| `([^`]+)` \|", table, re.M)
+    return {var.lower(): default for var, default in rows}
+
+
+def test_configuration_defaults_are_what_the_code_uses(tmp_path, monkeypatch):
+    """README said ``sqlite:///$HOME/mlflow.db``: the code puts it in BCISTREAM_HOME, not $HOME."""
+    from bcistream.settings import Settings
+
+    defaults = _configuration_defaults()
+    assert {"home", "tracking_uri", "store", "profile"} <= set(defaults)
+    for field in Settings.model_fields:
+        monkeypatch.delenv(f"BCISTREAM_{field.upper()}", raising=False)
+    assert Path(defaults.pop("home")) == Settings().home
+    home = tmp_path / "home"
+    monkeypatch.setenv("BCISTREAM_HOME", str(home))
+    settings = Settings()
+    for field, default in defaults.items():
+        value = getattr(settings, _IN_FORCE.get(field, field))
+        said = default.replace("$BCISTREAM_HOME", str(home))
+        assert "$" not in said, f"BCISTREAM_{field.upper()}: {default} names another variable"
+        same = said == str(value) or isinstance(value, float) and float(said) == value
+        assert same, (field, default, value)

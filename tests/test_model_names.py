@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -107,6 +108,69 @@ def test_models_table_never_cuts_an_alias(registry, monkeypatch, capsys):
     # The aliases column, every line of the row: rejoined, it holds every alias in full.
     cell = "".join(m.group(1).strip() for m in re.finditer(r"^│[^│]*│([^│]*)│", out, re.M))
     assert cell.split(",") == sorted(LONG_ALIASES), out
+
+
+VERDICTS = {"1": ("promoted", "no champion yet: first model that passes the checks (accuracy 0.871 on "
+                             "31 trials)"),
+            "2": ("refused", "not better by the margin: accuracy 0.871 vs champion v1 0.871 on the same "
+                            "31 trials (delta +0.000, margin 0.020)")}
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory):
+    """'bcistream-demo-A01': v1 champion (promoted), v2 challenger (refused), as `train` tags them."""
+    folder = tmp_path_factory.mktemp("gated")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    pipe = bs.make_pipeline(sfreq=250.0, ch_names=["C3", "Cz", "C4"], classes=["left", "right"],
+                            n_components=2)
+    rng = np.random.default_rng(0)
+    pipe.fit(rng.normal(size=(16, 3, 750)) * 1e-5, np.array(["left", "right"] * 8))
+    for version, alias in (("1", "champion"), ("2", "challenger")):
+        assert register(uri, pipe, alias=alias, name="bcistream-demo-A01") == version
+        decision, verdict = VERDICTS[version]
+        for key, value in {"metric.accuracy": "0.8710", "metric.kappa": "0.8275", "metric.cv_mean": "0.7125",
+                           "promotion.decision": decision, "promotion.verdict": verdict}.items():
+            client(uri).set_model_version_tag("bcistream-demo-A01", version, key, value)
+    return uri
+
+
+def test_models_table_keeps_identifiers_whole_at_80_columns(gated, monkeypatch, capsys):
+    """At 80 columns rich split 'challeng' / 'er', '2026-11' / '-30' and the reasons mid-word."""
+    from bcistream.training.registry import model_versions
+
+    monkeypatch.setenv("BCISTREAM_TRACKING_URI", gated)
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["models", "--name", "bcistream-demo"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    words = set(re.sub(r"[│┃]", " ", out).split())
+    rows = model_versions(gated, "bcistream-demo-A01")
+    whole = {"champion", "challenger", "promoted", "refused", "0.8710", "0.8275", "0.7125"}
+    whole |= {word for row in rows for word in row["created"].split()}
+    whole |= {word for _, verdict in VERDICTS.values() for word in verdict.split()}
+    assert whole <= words, (sorted(whole - words), out)
+    assert "…" not in out
+
+
+def test_training_table_keeps_the_model_name_whole_at_80_columns():
+    """`train`'s table cut the name it registered: 'bcistream-de…'."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from bcistream.cli.tables import print_table
+    from bcistream.cli.train_cmds import training_table
+
+    result = SimpleNamespace(accuracy=0.871, kappa=0.828, cv_mean=0.713, cv_std=0.088, n_train=31, n_test=31)
+    model = SimpleNamespace(label="A01", name="bcistream-demo-A01", version="3", result=result, seconds=1.9)
+    outcome = SimpleNamespace(folder=Path("20261130-102314-A01"), models=[model])
+    console = Console(width=80, file=io.StringIO())
+    print_table(console, training_table(outcome, {("bcistream-demo-A01", "3"): "challenger (not promoted)"}))
+    out = console.file.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    words = set(re.sub(r"[│┃]", " ", out).split())
+    assert {"bcistream-demo-A01", "challenger", "(not", "promoted)", "0.713", "0.088", "31/31"} <= words, out
 
 
 def test_train_prints_what_each_version_is_after_the_gate(tmp_path, monkeypatch, capsys):

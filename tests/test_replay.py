@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -113,10 +114,68 @@ def test_pacing_has_no_drift_on_an_injected_clock():
     assert (sent[11:14] > due[11:14]).all()
     np.testing.assert_allclose(sent[14:], due[14:], atol=1e-9)
     assert len(stats.lateness) == 40 and max(stats.lateness) == pytest.approx(0.075)
+    assert not stats.behind() and stats.pace() == "4.0x of 4x asked"  # a stall is not a pace
     with pytest.raises(ValueError, match="speed"):
         replay(rec, target, speed=0.0)
     with pytest.raises(ValueError, match="chunk"):
         replay(rec, target, chunk=0)
+
+
+def test_stats_say_when_the_replay_cannot_keep_the_pace_asked():
+    rec = _recording(n=250 * 8)
+    clock = _FakeClock()
+    target = _Memory()
+    on_pace = replay(rec, target, speed=4.0, chunk=25,
+                     pacer=Pacer(25 / 250 / 4.0, clock=clock, sleep=clock.sleep, spin_s=0.0))
+    assert not on_pace.behind() and on_pace.achieved_speed() == pytest.approx(4.0)
+    assert on_pace.pace() == "4.0x of 4x asked"
+
+    clock = _FakeClock()
+    target.send = lambda data, seq, timestamp: setattr(clock, "now", clock.now + 0.05)  # 2x the period
+    seen = []
+    slow = replay(rec, target, speed=4.0, chunk=25, on_chunk=lambda st: seen.append(st.behind()),
+                  pacer=Pacer(25 / 250 / 4.0, clock=clock, sleep=clock.sleep, spin_s=0.0))
+    # Chunk k leaves at 25 + 50 k ms, k x 25 ms late: 80 chunks (8 s) in 4.025 s, 2x of the 4x asked.
+    assert slow.behind() and slow.pace() == "2.0x of 4x asked"
+    assert slow.max_late_s == pytest.approx(79 * 0.025) and slow.wall_s == pytest.approx(4.025)
+    # Known while running, from the first chunk that left >= 0.5 s late (chunk 20).
+    assert seen.index(True) == 20 and all(seen[20:])
+    unpaced = replay(rec, _Memory(), speed=None, chunk=25)
+    assert not unpaced.behind() and unpaced.pace().endswith("x, as fast as possible")
+
+
+class _SlowLsl(_Memory):
+    """An LSL target stand-in whose sends take ``cost`` seconds (a transport too slow for the pace)."""
+
+    cost = 0.0
+
+    def __init__(self, name, rec, chunk=10):
+        super().__init__()
+
+    def send(self, data, seq, timestamp):
+        time.sleep(self.cost)
+
+
+@pytest.mark.parametrize("cost", [0.003, 0.0])
+def test_replay_command_says_when_it_falls_behind(monkeypatch, capsys, cost):
+    """30x asked, ~20x reached used to end in "pacing jitter p99 42029 ms" and nothing more."""
+    import bcistream.data.loader
+    import bcistream.replay
+
+    monkeypatch.setattr(bcistream.data.loader, "load_recording", lambda path, profile: _recording(n=5000))
+    monkeypatch.setattr(bcistream.replay, "LslTarget", type("Slow", (_SlowLsl,), {"cost": cost}))
+    assert main(["replay", "rec.fif", "--speed", "100", "--chunk", "10"]) == 0
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    if cost:  # 3 ms per 0.4 ms chunk: ~13x of 100x
+        (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+        assert re.match(r"warning: replay is falling behind: \d+\.\dx of 100x asked \(chunks leave "
+                        r"\d\.\d s late\); lower --speed", warning), warning
+        assert err.index(warning) < err.index(last)  # said while running, before the end
+        achieved = float(re.search(r"\((\d+\.\d)x of 100x asked\)", last).group(1))
+        assert achieved < 50 and "fell behind the pace asked" in last and "jitter" not in last, last
+    else:
+        assert "warning" not in err and "x of 100x asked); pacing jitter p99" in last, err
 
 
 def test_pacer_schedule_is_absolute():

@@ -19,6 +19,30 @@ def _argument_type(self, ctx):  # noqa: ANN001, ANN202  (typer's own signature)
 typer.core.TyperArgument.display_type_rich = _argument_type
 
 
+def _argument_name(self) -> str:
+    """An argument's name in help: its metavar, else its name in capitals."""
+    # click's convention, which the one-line errors follow too (``missing argument FILE``).
+    return self.metavar if self.metavar is not None else (self.name or "").upper()
+
+
+def _argument_usage(self) -> str:
+    """An argument in the usage line: ``FILE`` (required), ``[FILE]`` (optional), ``...`` if repeated."""
+    # typer >= 0.29 writes a required argument as ``{file}`` in the usage line, which reads as an
+    # unfilled format placeholder; click writes ``FILE`` (required) and ``[FILE]`` (optional).
+    name = _argument_name(self)
+    name = name if self.required else f"[{name}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+def _argument_help_name(self) -> str:
+    """The name in the Arguments section, as in the usage line (``FILE``, ``FILE...``)."""
+    return _argument_name(self) + ("..." if self.metavar is None and self.nargs != 1 else "")
+
+
+typer.core.TyperArgument._usage_display_name = _argument_usage
+typer.core.TyperArgument._rich_display_name = _argument_help_name
+
+
 class _WholeWords(typer._click._textwrap.TextWrapper):
     """The help wrapper without breaks after hyphens: ``NAME-LABEL@champion`` stays whole."""
 

@@ -21,6 +21,7 @@ from bcistream.cli.data_options import (
     data_spec,
     load_selected,
 )
+from bcistream.cli.tables import print_table
 from bcistream.errors import BcistreamError
 
 
@@ -80,7 +81,7 @@ def _file_header(file: Path, prof, allow_warnings: bool) -> None:
         text = {"class": meaning.label, "unknown-cue": "cue, unknown class",
                 "reject": "rejected trial"}.get(meaning.kind, "")
         table.add_row(d, str(c), text or "")
-    console.print(table)
+    print_table(console, table)
 
 
 @app.command()
@@ -136,7 +137,7 @@ def info(
             if files and len(plans) == 1 and len(plan.sources) == 1:
                 console.print(f"profile '{prof.name}': [green]matches[/green]; cues per class: "
                               f"{rec.class_counts()}; rejected: {rejected}; missing samples: {rec.n_missing}")
-    console.print(table)
+    print_table(console, table)
     for line in summaries:
         console.print(line, soft_wrap=True)
     for reason in failed[1:]:
@@ -194,4 +195,4 @@ def evaluate(
     table.add_row("mean", f"{np.mean(accs):.3f}" if accs else "—",
                   f"{np.mean(kaps):.3f}" if kaps else "—",
                   f"{np.mean([r.cv_mean for r in results]):.3f}", "")
-    console.print(table)
+    print_table(console, table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from rich.table import Table
 from bcistream.cli.app import app
 from bcistream.cli.common import console, progress_bar, settings
 from bcistream.cli.data_options import ProfileOpt, TestOpt, TrainOpt, data_spec, option_args
+from bcistream.cli.tables import print_table
 from bcistream.errors import BcistreamError
 
 LOOPBACK_LSL = ("[ports]\nIPv6 = disable\n[multicast]\nResolveScope = machine\n"
@@ -53,6 +55,43 @@ def _broker(home: Path):
     from bcistream.streamer.local_broker import LocalBroker
 
     return LocalBroker(log_dir=home).start()
+
+
+def replay_warnings(log: Path) -> list[str]:
+    """The ``warning:`` lines of the replay process's log (e.g. that it fell behind the pace asked):
+    the replay runs as a process of its own whose output goes to the log, not to the terminal."""
+    if not log.exists():
+        return []
+    return [line for line in log.read_text().splitlines() if line.startswith("warning:")]
+
+
+def next_hint(transport: str, base: str, name: str, replay_file: Path, bootstrap: str | None) -> str:
+    """The demo's last line: the commands to go on with, over the transport the demo used.
+
+    Parameters
+    ----------
+    transport : str
+        ``lsl`` or ``kafka``.
+    base, name : str
+        The ``--name`` the demo trained with and the model it registered (``NAME-LABEL``).
+    replay_file : Path
+        The recording the demo replayed.
+    bootstrap : str or None
+        The Kafka servers the user gave; None when the demo ran its own broker, which is gone
+        by now (the commands then use BCISTREAM_KAFKA_BOOTSTRAP).
+    """
+    model, file = f"models:/{name}@champion", shlex.quote(str(replay_file))
+    if transport == "kafka":
+        servers = f" --bootstrap {bootstrap}" if bootstrap else ""
+        go_on = (f"bcistream replay {file} --to kafka{servers} --name amp1 --loop; "
+                 f"bcistream run --from kafka:eeg.raw{servers} --model {model} --to stdout")
+        where = "README: Kafka" + ("" if bootstrap else "; a broker at BCISTREAM_KAFKA_BOOTSTRAP, the "
+                                   "demo's own broker has stopped")
+    else:
+        go_on = (f"bcistream replay {file} --to lsl --name amp1 --loop; "
+                 f"bcistream run --from lsl:amp1 --model {model} --to stdout")
+        where = "README: after make demo"
+    return f"next: bcistream models --name {base}; bcistream serve; {go_on} ({where})"
 
 
 @app.command()
@@ -147,6 +186,8 @@ def demo(
         with LiveSystem(live_config(**live), say=console.print, settings=cfg) as system:
             run_with_view(system, view)
         replay_proc.wait(timeout=60)
+        for line in replay_warnings(report / "replay.log"):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     finally:
         if replay_proc is not None and replay_proc.poll() is None:
             replay_proc.terminate()
@@ -175,17 +216,16 @@ def demo(
     table.add_row("information-transfer rate", f"{summary.itr_bits_per_min:.2f} bits/min "
                                                f"({summary.seconds_per_trial:.1f} s per trial)")
     table.add_row("online = offline labels", f"{summary.agreement:.1%} of {summary.cue_trials} trials")
-    table.add_row("latency p50 / latency p99", f"{summary.latency_p50_ms:.2f} ms / "
-                                               f"{summary.latency_p99_ms:.2f} ms")
+    table.add_row("latency p50 / p99 (chunk arrival → decision, all decisions)",
+                  f"{summary.latency_p50_ms:.2f} ms / {summary.latency_p99_ms:.2f} ms")
     table.add_row("decisions per second", f"{summary.decisions_per_s:.1f} ({summary.decisions} in all)")
-    console.print(table)
+    print_table(console, table)
     # Plain lines too, for logs and for the fresh-machine check.
     console.print(f"cues decided {summary.cues_decided}/{summary.cues_expected}; "
                   f"online accuracy {summary.online_accuracy:.4f}; offline accuracy "
                   f"{summary.offline_accuracy:.4f}; latency p99 {summary.latency_p99_ms:.2f} ms; "
                   f"model version {summary.model_version}", soft_wrap=True)
-    console.print(f"next: bcistream models --name {base}; bcistream serve; "
-                  f"bcistream run --from lsl:NAME --model models:/{name}@champion (README: after make demo)",
+    console.print(next_hint(transport, base, name, replay_file, bootstrap if broker is None else None),
                   soft_wrap=True)
     if summary.cues_decided < summary.cues_expected:
         raise BcistreamError(

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from bcistream.cli.app import app
 from bcistream.cli.common import console, settings
+from bcistream.cli.tables import print_table
 
 #: The service's import path for ``bentoml serve`` / ``bentofile.yaml``.
 SERVICE = "bcistream.serving.service:BcistreamService"
@@ -212,7 +213,7 @@ def classify(
         p = max(t["probabilities"])
         table.add_row(str(t["cue_index"]), str(t["cue_sample"]), t["true_label"] or "—", t["label"],
                       f"{p:.2f}")
-    console.print(table)
+    print_table(console, table)
     if result.accuracy is not None:
         console.print(f"accuracy {result.accuracy:.3f}   kappa {result.kappa:.3f}   "
                       f"({len(result.trials)} trials, {len(result.excluded)} excluded)")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +14,11 @@ from rich.console import Console
 from bcistream.cli.app import app
 from bcistream.cli.common import settings
 from bcistream.errors import BcistreamError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bcistream.replay import ReplayStats
 
 err_console = Console(stderr=True)
 
@@ -86,19 +90,43 @@ def replay(
     err_console.print(f"replaying {file} as '{stream}' to {to} at "
                       f"{'max speed' if pace is None else f'{pace:g}x'} ({rec.duration:.1f} s, "
                       f"{len(rec.cues)} cues)")
-    t0 = time.monotonic()
     with _stop_on_signals(stop):
         try:
-            stats = play(rec, target, speed=pace, chunk=chunk, loop=loop, stop=stop)
+            stats = play(rec, target, speed=pace, chunk=chunk, loop=loop, stop=stop,
+                         on_chunk=_warn_when_behind())
         finally:
             # LSL outlets stay alive until the process ends (`exit_process`): destroying them
             # while inlets are connected can crash liblsl (sccn/liblsl#218).
             if not isinstance(target, LslTarget):
                 target.close()
-    took = time.monotonic() - t0
-    err_console.print(f"sent {stats.samples} samples in {stats.chunks} chunks and {stats.cues} cues in "
-                      f"{took:.2f} s ({stats.samples / rec.sfreq / max(took, 1e-9):.1f}x real time); "
-                      f"pacing jitter p99 {stats.jitter_p99_ms():.3f} ms")
+    err_console.print(_replay_summary(stats), soft_wrap=True)
+
+
+#: What to do about a replay that cannot keep its pace.
+_BEHIND_HINT = "lower --speed, or --speed max to send as fast as this machine and transport can"
+
+
+def _warn_when_behind() -> Callable[[ReplayStats], None]:
+    """An ``on_chunk`` callback that says once, while the replay runs, that it fell behind."""
+    warned = []
+
+    def check(stats: ReplayStats) -> None:
+        if not warned and stats.behind():
+            warned.append(True)
+            err_console.print(f"warning: replay is falling behind: {stats.pace()} (chunks leave "
+                              f"{stats.late_s:.1f} s late); {_BEHIND_HINT}", soft_wrap=True)
+
+    return check
+
+
+def _replay_summary(stats: ReplayStats) -> str:
+    """The replay's last line: what was sent, the speed achieved against the speed asked."""
+    sent = (f"sent {stats.samples} samples in {stats.chunks} chunks and {stats.cues} cues in "
+            f"{stats.wall_s:.2f} s ({stats.pace()})")
+    if stats.behind():
+        return (f"{sent}; the replay fell behind the pace asked (chunks up to {stats.max_late_s:.1f} s "
+                f"late); {_BEHIND_HINT}")
+    return f"{sent}; pacing jitter p99 {stats.jitter_p99_ms():.3f} ms"
 
 
 #: ``run`` option → `LiveConfig` field, where the names differ (for rephrasing library errors).

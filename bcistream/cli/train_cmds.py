@@ -29,6 +29,7 @@ from bcistream.cli.k8s_cmds import (
     OverlayOption,
     run_on_k8s,
 )
+from bcistream.cli.tables import print_table
 from bcistream.errors import BcistreamError
 
 
@@ -148,15 +149,7 @@ def train(
                 m.heldout, tracking_uri=config.tracking_uri, name=m.name, margin=margin,
                 min_trials=min_trials, metric=metric, challenger=m.version)
             status[key] = "champion (promoted)" if decision.promoted else "challenger (not promoted)"
-    table = Table("model", "registered as", "T→E acc", "kappa", "CV on T", "trials T/E", "fit s",
-                  title=f"Training run {outcome.folder.name}")
-    for m in outcome.models:
-        r = m.result
-        table.add_row(m.label, f"{m.name} v{m.version} {status[(m.name, m.version)]}",
-                      "—" if r.accuracy is None else f"{r.accuracy:.3f}",
-                      "—" if r.kappa is None else f"{r.kappa:.3f}",
-                      f"{r.cv_mean:.3f} ± {r.cv_std:.3f}", f"{r.n_train}/{r.n_test}", f"{m.seconds:.1f}")
-    console.print(table)
+    print_table(console, training_table(outcome, status))
     for m in outcome.models:
         console.print(f"registered {m.name} v{m.version}: {status[(m.name, m.version)]}", soft_wrap=True)
         decision = decisions.get((m.name, m.version))
@@ -167,6 +160,27 @@ def train(
     console.print(f"report: {outcome.report}")
     if outcome.wandb_dir is not None:
         console.print(f"W&B run: {outcome.wandb_dir}")
+
+
+def training_table(outcome: Any, status: dict[tuple[str, str], str]) -> Table:
+    """One row per trained model: what it was registered as (with the gate's outcome) and its scores.
+
+    Parameters
+    ----------
+    outcome : TrainingOutcome
+        What `train` did (its ``models`` and ``folder``).
+    status : dict
+        ``(name, version)`` → what the version is after the gate, e.g. ``champion (promoted)``.
+    """
+    table = Table("model", "registered as", "T→E acc", "kappa", "CV on T", "trials T/E", "fit s",
+                  title=f"Training run {outcome.folder.name}")
+    for m in outcome.models:
+        r = m.result
+        table.add_row(m.label, f"{m.name} v{m.version} {status[(m.name, m.version)]}",
+                      "—" if r.accuracy is None else f"{r.accuracy:.3f}",
+                      "—" if r.kappa is None else f"{r.kappa:.3f}",
+                      f"{r.cv_mean:.3f} ± {r.cv_std:.3f}", f"{r.n_train}/{r.n_test}", f"{m.seconds:.1f}")
+    return table
 
 
 @app.command()
@@ -348,10 +362,8 @@ def models(
 
 
 def _show_model(model: str, rows: list, uri: str) -> None:
-    table = Table("version", "aliases", "created", "acc", "kappa", "CV", "decision", "why",
+    table = Table("version", "aliases", "created", "acc", "kappa", "CV", "decision",
                   title=f"Model '{model}' ({uri})")
-    for column in table.columns:  # fold long cells onto more lines; never cut an alias or a reason
-        column.overflow = "fold"
     champion = None
     for row in rows:
         tags = row["tags"]
@@ -359,16 +371,24 @@ def _show_model(model: str, rows: list, uri: str) -> None:
             champion = row
         table.add_row(row["version"], ", ".join(row["aliases"]), row["created"],
                       tags.get("metric.accuracy", "—"), tags.get("metric.kappa", "—"),
-                      tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"),
-                      tags.get("promotion.verdict", ""))
-    console.print(table)
-    for row in rows:  # the decoder and its parameters below the table: too long for columns
-        tags = row["tags"]
-        if "decoder" in tags or "decoder.params" in tags:
-            console.print(f"v{row['version']} decoder {tags.get('decoder', 'csp-svm')}: "
-                          f"{tags.get('decoder.params', '')}", soft_wrap=True)
+                      tags.get("metric.cv_mean", "—"), tags.get("promotion.decision", "—"))
+    print_table(console, table)
+    for row in rows:
+        _show_notes(row)
     if champion is None:
         console.print("no champion yet")
     else:
         console.print(f"champion: v{champion['version']} — "
                       f"{champion['tags'].get('promotion.reasons', 'set by hand (no promotion tags)')}")
+
+
+def _show_notes(row: dict) -> None:
+    """A version's gate verdict and decoder, below the table: prose, too long for a column at 80
+    columns, where it squeezed the identifiers beside it until they broke mid-word."""
+    tags = row["tags"]
+    if tags.get("promotion.verdict"):
+        console.print(f"v{row['version']} {tags.get('promotion.decision', 'decision')}: "
+                      f"{tags['promotion.verdict']}")
+    if "decoder" in tags or "decoder.params" in tags:
+        console.print(f"v{row['version']} decoder {tags.get('decoder', 'csp-svm')}: "
+                      f"{tags.get('decoder.params', '')}")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +12,46 @@ from rich.table import Table
 
 from bcistream.realtime.records import Decision
 
-__all__ = ["LiveStats"]
+__all__ = ["LatencyTally", "LiveStats"]
+
+
+class LatencyTally:
+    """Percentiles of every latency of a run, in fixed memory: a histogram of 0.1 %-wide log bins.
+
+    A run may last days at thousands of decisions a second, so the values themselves are not
+    kept. A percentile is the nearest rank's bin, reported at the bin's geometric centre: within
+    0.05 % of the exact value, from 1 µs to 1 000 s (values outside count in the end bins). The
+    run's line, its live view and the demo's report all use this tally, so they print the same
+    figures for the same decisions.
+    """
+
+    LOW_MS = 1e-3
+    RATIO = 1.001
+    BINS = math.ceil(math.log(1e6 / LOW_MS) / math.log(RATIO)) + 2  #: bin 0: <= LOW_MS
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.BINS, dtype=np.int64)
+        self.n = 0
+
+    def add(self, values_ms: Iterable[float]) -> None:
+        """Count latencies in ms (non-finite values are ignored)."""
+        v = np.fromiter(values_ms, dtype=float)
+        v = v[np.isfinite(v)]
+        if not len(v):
+            return
+        idx = np.zeros(len(v), dtype=np.int64)
+        up = v > self.LOW_MS
+        idx[up] = np.floor(np.log(v[up] / self.LOW_MS) / math.log(self.RATIO)).astype(np.int64) + 1
+        np.add.at(self.counts, np.minimum(idx, self.BINS - 1), 1)
+        self.n += len(v)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (nearest rank) in ms; NaN before the first value."""
+        if not self.n:
+            return float("nan")
+        rank = max(1, math.ceil(q / 100 * self.n))
+        i = int(np.searchsorted(np.cumsum(self.counts), rank))
+        return 0.0 if i == 0 else self.LOW_MS * self.RATIO ** (i - 0.5)
 
 
 @dataclass
@@ -28,15 +68,13 @@ class _PerStream:
 class LiveStats:
     """Aggregates decisions for the view and the end-of-run summary (pure, no I/O).
 
-    Parameters
-    ----------
-    window : int
-        Latencies kept for the percentiles; cue outcomes kept per stream for rolling accuracy.
+    Latency percentiles cover every decision of the run (`LatencyTally`): the live view, the
+    run's last line and the demo's report give the same figures.
     """
 
-    def __init__(self, window: int = 2000) -> None:
+    def __init__(self) -> None:
         self.streams: dict[str, _PerStream] = {}
-        self.latency: deque[float] = deque(maxlen=window)
+        self.latency = LatencyTally()
         self.total = 0
 
     def add(self, decisions: Sequence[Decision]) -> None:
@@ -53,15 +91,13 @@ class LiveStats:
                     st.hits.append(hit)
                     st.labelled += 1
                     st.correct += hit
-            self.latency.append(d.latency_ms)
+        if decisions:
+            self.latency.add(d.latency_ms for d in decisions)
         self.total += len(decisions)
 
     def latency_ms(self) -> tuple[float, float]:
-        """(p50, p99) of recent decision latencies in ms (NaN before the first decision)."""
-        if not self.latency:
-            return float("nan"), float("nan")
-        p50, p99 = np.percentile(np.fromiter(self.latency, float), [50, 99])
-        return float(p50), float(p99)
+        """(p50, p99) of the run's decision latencies in ms (NaN before the first decision)."""
+        return self.latency.percentile(50), self.latency.percentile(99)
 
     def accuracy(self, stream: str | None = None) -> float | None:
         """Rolling accuracy on labelled cues (one stream or all); None without labelled cues."""

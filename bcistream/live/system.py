@@ -33,7 +33,7 @@ class LiveSummary:
     streams : int
         Streams that got at least one decision.
     latency_p50_ms, latency_p99_ms : float
-        Chunk arrival → decision (NaN without decisions).
+        Chunk arrival → decision, over every decision of the run (NaN without decisions).
     cue_accuracy : float or None
         Accuracy of all the run's cue decisions with a known class (``cue_trials`` of them).
     coverage : str

@@ -18,7 +18,14 @@ from bcistream.data.recording import Recording
 from bcistream.replay.pacing import Pacer
 from bcistream.streamer.lsl_source import MARKER_SUFFIX
 
-__all__ = ["KafkaTarget", "LslTarget", "ReplayStats", "Target", "replay"]
+__all__ = ["BEHIND_FRACTION", "BEHIND_S", "KafkaTarget", "LslTarget", "ReplayStats", "Target", "replay"]
+
+#: A replay has fallen behind the pace asked once a chunk leaves this many wall-clock seconds late
+#: AND this fraction of the time so far late (its speed is then <= 95 % of the speed asked).
+#: Scheduling jitter is milliseconds and a one-off stall is not a pace; a transport or CPU too slow
+#: for the pace makes the lateness grow with the time.
+BEHIND_S = 0.5
+BEHIND_FRACTION = 0.05
 
 
 class Target(Protocol):
@@ -47,17 +54,39 @@ class Target(Protocol):
 
 @dataclass
 class ReplayStats:
-    """What a replay did."""
+    """What a replay did, and whether it kept the pace asked (updated after every chunk)."""
 
     chunks: int = 0
     samples: int = 0
     cues: int = 0
     loops: int = 0
     lateness: list[float] = field(default_factory=list)
+    speed: float | None = None  #: real-time factor asked (None: as fast as possible)
+    sfreq: float = 0.0
+    wall_s: float = 0.0  #: wall-clock seconds since the replay started
+    late_s: float = 0.0  #: how late the last chunk left (wall seconds)
+    max_late_s: float = 0.0  #: the latest any chunk left
+    fell_behind: bool = False  #: a chunk left `BEHIND_S` and `BEHIND_FRACTION` of the time late
 
     def jitter_p99_ms(self) -> float:
         """99th percentile of release lateness in ms (0 when unpaced)."""
         return float(np.percentile(self.lateness, 99) * 1e3) if self.lateness else 0.0
+
+    def achieved_speed(self) -> float:
+        """Seconds of recording sent per wall-clock second so far (NaN before any time passed)."""
+        if self.wall_s <= 0 or self.sfreq <= 0:
+            return float("nan")
+        return self.samples / self.sfreq / self.wall_s
+
+    def behind(self) -> bool:
+        """Whether the replay fell behind the pace asked (see `BEHIND_S`), so far."""
+        return self.fell_behind
+
+    def pace(self) -> str:
+        """Achieved against asked speed: ``19.6x of 30x asked`` (``412.0x, as fast as possible``)."""
+        if self.speed is None:
+            return f"{self.achieved_speed():.1f}x, as fast as possible"
+        return f"{self.achieved_speed():.1f}x of {self.speed:g}x asked"
 
 
 def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, chunk: int = 10,
@@ -82,7 +111,8 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
         Start over at the end (sample numbers and timestamps keep increasing) until ``stop``.
     stop : threading.Event, optional
     on_chunk : callable, optional
-        Called after each chunk with the running stats.
+        Called after each chunk with the running stats (``stats.behind()`` turns true once the
+        replay cannot keep ``speed``; ``stats.pace()`` says how fast it goes).
     flush_every : int
         Chunks between flushes when unpaced (paced replays flush every chunk).
     pacer : Pacer, optional
@@ -104,7 +134,7 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
     cues = sorted(recording.cues, key=lambda c: c.sample)
     pacer = pacer or Pacer(None if speed is None else chunk / sfreq / speed)
     t0 = target.clock()
-    stats = ReplayStats()
+    stats = ReplayStats(speed=speed, sfreq=sfreq)
     k = 0
     offset = 0
     while not stop.is_set():
@@ -117,7 +147,7 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
                 target.cue(s, t0 + s / sfreq, cues[ci].label)
                 stats.cues += 1
                 ci += 1
-            pacer.wait(k, stop.is_set)
+            late = pacer.wait(k, stop.is_set)
             if stop.is_set():
                 break
             target.send(data[:, start:stop_at], base, t0 + base / sfreq)
@@ -126,6 +156,7 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
             k += 1
             stats.chunks += 1
             stats.samples += stop_at - start
+            _keep_time(stats, pacer, late)
             if on_chunk is not None:
                 on_chunk(stats)
         offset += n
@@ -133,8 +164,18 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
         if not loop:
             break
     target.flush()
+    _keep_time(stats, pacer, stats.late_s)
     stats.lateness = pacer.lateness
     return stats
+
+
+def _keep_time(stats: ReplayStats, pacer: Pacer, late: float) -> None:
+    """Record the wall time so far and the lateness of the chunk just sent."""
+    stats.wall_s = pacer.clock() - pacer.start
+    stats.late_s = max(late, 0.0)
+    stats.max_late_s = max(stats.max_late_s, stats.late_s)
+    if stats.speed is not None and stats.late_s >= max(BEHIND_S, BEHIND_FRACTION * stats.wall_s):
+        stats.fell_behind = True
 
 
 class LslTarget:
