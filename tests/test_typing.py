@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "bcistream/data/profiles.py",
     "bcistream/data/recording.py",
     "bcistream/data/loader.py",
+    "bcistream/data/reader.py",
     "bcistream/pipeline/factory.py",
     "bcistream/pipeline/csp.py",
     "bcistream/pipeline/epochs.py",

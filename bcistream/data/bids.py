@@ -12,8 +12,9 @@ import re
 import warnings
 from pathlib import Path
 
-from bcistream.data.loader import check_warnings, recording_from_raw
+from bcistream.data.loader import recording_from_raw
 from bcistream.data.profiles import Profile
+from bcistream.data.reader import check_warnings
 from bcistream.data.recording import Recording
 from bcistream.errors import DataError
 

@@ -2,8 +2,8 @@
 
 Per subject a training (``A0xT``) and an evaluation (``A0xE``) session with the 25 channel names of
 the real GDF files as MNE reads them, 250 Hz, the 2a timeline (EOG block, 6 runs of 48 trials,
-768 / cue / 1023 / 32766 annotations, ``783`` cues plus ``A0xE.mat`` labels in E) and a signal
-that makes decoding a real test:
+768 / cue / 1023 / 32766 annotations, ``783`` cues plus ``A0xE.mat`` labels in E; drawn by
+`bcistream.data.synth_paradigm`) and a signal that makes decoding a real test:
 
 * 1/f background: a common-mode part, spatially smooth sources and independent channel noise;
 * mu (~10 Hz, per-subject peak) and beta (~20 Hz) rhythms of five sensorimotor areas, spread
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ import numpy as np
 from bcistream.data import synth_signals as sig
 from bcistream.data.profiles import load_profile
 from bcistream.data.recording import Recording
+from bcistream.data.synth_paradigm import SFREQ, Timeline, timeline
 from bcistream.errors import DataError
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ __all__ = [
     "write_dataset",
 ]
 
-SFREQ = 250.0
 #: Channel names of the real files as ``mne.io.read_raw_gdf`` returns them.
 CHANNELS: tuple[str, ...] = (
     "EEG-Fz", "EEG-0", "EEG-1", "EEG-2", "EEG-3", "EEG-4", "EEG-5", "EEG-C3", "EEG-6", "EEG-Cz",
@@ -59,7 +58,6 @@ CHANNELS: tuple[str, ...] = (
 )
 _POSITIONS = np.array(list(sig.EEG_POSITIONS.values()))  # same order as the 22 EEG channels
 _EOG_POSITIONS = np.array([(-4.0, 16.0), (0.0, 17.0), (4.0, 16.0)])
-_CUE_CODES = ("769", "770", "771", "772")  # left, right, feet, tongue
 _LIMIT = 99e-6  # the files' physical range is +-100 uV; -100 uV means "missing" in real 2a
 _LSB = 1e-4 / 32767  # int16 resolution of the FIF files (about that of the real GDF files)
 _GOLDEN = (math.sqrt(5) - 1) / 2
@@ -78,19 +76,6 @@ _CLASS_ERD = np.array([
 ])
 
 
-@dataclass(frozen=True)
-class _Timeline:
-    n_times: int
-    onsets: list[float]
-    durations: list[float]
-    descriptions: list[str]
-    cues: np.ndarray  # cue sample of each trial
-    classes: np.ndarray  # 0..3
-    rejected: np.ndarray  # bool
-    eyes_closed: tuple[int, int]
-    eye_moves: tuple[int, int]
-
-
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *key]))
 
@@ -99,44 +84,6 @@ def subject_skill(subject: int, seed: int) -> float:
     """Skill in [0, 1) of a subject: a golden-ratio sequence with a seed-dependent start."""
     start = _rng(seed, 7919).random()
     return float((start + subject * _GOLDEN) % 1.0)
-
-
-def _timeline(rng: np.random.Generator, session: str, n_per_class: int) -> _Timeline:
-    n_runs = math.gcd(n_per_class, 6)
-    per_run = n_per_class // n_runs
-    ann: list[tuple[float, float, str]] = [(0.0, 0.0, "32766")]
-    block = 15.0
-    for k, code in enumerate(("276", "277", "1072")):
-        ann.append((1.0 + k * (block + 1.0), block, code))
-    t = 1.0 + 3 * (block + 1.0) + 1.0
-    cues, classes = [], []
-    for _ in range(n_runs):
-        ann.append((t, 0.0, "32766"))
-        t += 2.0
-        order = rng.permutation(np.repeat(np.arange(4), per_run))
-        for c in order:
-            ann.append((t, 6.0, "768"))
-            ann.append((t + 2.0, 1.25, _CUE_CODES[c] if session == "T" else "783"))
-            cues.append(int(round((t + 2.0) * SFREQ)))
-            classes.append(int(c))
-            t += 7.5 + rng.uniform(0.0, 1.0)
-        t += 4.0
-    n = len(cues)
-    n_rej = max(1, int(round(n * rng.uniform(0.01, 0.045))))
-    rejected = np.zeros(n, dtype=bool)
-    rejected[rng.choice(n, n_rej, replace=False)] = True
-    cues_arr = np.asarray(cues)
-    for i in np.flatnonzero(rejected):  # 1023 on the sample of the trial's 768
-        ann.append(((cues_arr[i] - 2 * SFREQ) / SFREQ, 6.0, "1023"))
-    ann.sort(key=lambda a: (a[0], a[2] != "768"))
-    s = lambda sec: int(round(sec * SFREQ))  # noqa: E731
-    return _Timeline(
-        n_times=s(t + 2.0),
-        onsets=[a[0] for a in ann], durations=[a[1] for a in ann], descriptions=[a[2] for a in ann],
-        cues=cues_arr, classes=np.asarray(classes), rejected=rejected,
-        eyes_closed=(s(1.0 + block + 1.0), s(1.0 + 2 * block + 1.0)),
-        eye_moves=(s(1.0 + 2 * (block + 1.0)), s(1.0 + 3 * block + 2.0)),
-    )
 
 
 def _subject_params(subject: int, seed: int) -> dict:
@@ -185,7 +132,7 @@ def _background(rng: np.random.Generator, p: dict, s: dict, n: int) -> np.ndarra
     return s["bg_amp"] * (0.4 * common + 0.6 * (mix @ smooth) + 0.6 * own)
 
 
-def _rhythms(rng: np.random.Generator, p: dict, s: dict, tl: _Timeline, n: int) -> np.ndarray:
+def _rhythms(rng: np.random.Generator, p: dict, s: dict, tl: Timeline, n: int) -> np.ndarray:
     """Mu/beta of the five areas with class ERD, plus parietal alpha, on the 25 channels."""
     peaks = np.concatenate([np.full(5, s["mu_peak"]), np.full(5, s["beta_peak"]), [s["mu_peak"] - 0.5]])
     peaks[:5] += rng.normal(0.0, 0.3, 5)
@@ -208,7 +155,7 @@ def _rhythms(rng: np.random.Generator, p: dict, s: dict, tl: _Timeline, n: int) 
     return sig.mixing_matrix(pos, areas, np.concatenate([_SPREAD[:5], _SPREAD[:5], _SPREAD[5:]])) @ src
 
 
-def _ocular(rng: np.random.Generator, p: dict, tl: _Timeline, n: int) -> np.ndarray:
+def _ocular(rng: np.random.Generator, p: dict, tl: Timeline, n: int) -> np.ndarray:
     """Blinks and horizontal eye movements: EOG traces plus their leak into frontal EEG."""
     rate = np.full(n, p["blink_rate"])
     for cue in tl.cues:  # fewer blinks while imagining
@@ -228,7 +175,7 @@ def _ocular(rng: np.random.Generator, p: dict, tl: _Timeline, n: int) -> np.ndar
     return np.vstack([eeg, eog])
 
 
-def _line_and_muscle(rng: np.random.Generator, s: dict, tl: _Timeline, n: int) -> np.ndarray:
+def _line_and_muscle(rng: np.random.Generator, s: dict, tl: Timeline, n: int) -> np.ndarray:
     t = np.arange(n) / SFREQ
     phase = rng.uniform(0, 2 * np.pi, len(CHANNELS))
     # a sin(wt + phi) = a cos(phi) sin(wt) + a sin(phi) cos(wt): one (25 x 2) @ (2 x n) product.
@@ -280,7 +227,7 @@ def synthesize_session(
     code = 1 if session == "T" else 2
     p = _subject_params(subject, seed)
     s = _session_params(p, session, _rng(seed, subject, 1, code))
-    tl = _timeline(_rng(seed, subject, 3, code), session, int(n_trials_per_class))
+    tl = timeline(_rng(seed, subject, 3, code), session, int(n_trials_per_class))
     rng = _rng(seed, subject, 2, code)
     n = tl.n_times
     data = _background(rng, p, s, n)

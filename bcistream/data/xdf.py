@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bcistream.data.loader import check_warnings
+from bcistream.data.reader import check_warnings
 from bcistream.errors import DataError
 
 __all__ = ["XdfContent", "read_xdf"]

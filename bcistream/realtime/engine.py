@@ -8,7 +8,7 @@ by `bcistream.decoders.compile_streaming`): projected (CSP decoders project befo
 spatial filter commutes with the temporal one), filtered causally with the pipeline's own filter
 and summed into running sums of per-sample moments, so the features of any window come from a
 difference of two ring entries. Due windows of all streams are classified in ONE call through the
-`Classifier`.
+`Classifier` (`bcistream.realtime.classification`; pending cues: `bcistream.realtime.cues`).
 See docs/engine.md.
 """
 
@@ -16,35 +16,33 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 
 import numpy as np
 from sklearn.pipeline import Pipeline
 
 from bcistream.data.contract import MarkerMap
-from bcistream.errors import ProfileError
-from bcistream.realtime.compute import advance, make_decisions, window_moments
+from bcistream.realtime.classification import Classification, UnknownVersionHook
+from bcistream.realtime.compute import advance
 from bcistream.realtime.config import EngineConfig
+from bcistream.realtime.cues import Cues
 from bcistream.realtime.events import EngineEvent, EventQueue
 from bcistream.realtime.intake import CORRUPT, Intake
 from bcistream.realtime.model import InProcessClassifier, Model, load_model
 from bcistream.realtime.placement import check_chunk, split_piece, split_rounds
-from bcistream.realtime.protocols import Batch, Chunk, Classifier, UnknownVersionError
+from bcistream.realtime.protocols import Batch, Chunk, Classifier
 from bcistream.realtime.records import Decision
 from bcistream.realtime.streams import StreamPool, StreamState
 from bcistream.realtime.swap import rebuild_streams
 from bcistream.realtime.tracker import Placement, StreamTracker
-from bcistream.realtime.triggers import cue_windows, first_hop, hop_end
+from bcistream.realtime.triggers import first_hop, hop_end
 
 __all__ = ["Engine", "EngineConfig"]
 
 #: Longer chunks are split into pieces of at most this many samples (bounded work per group).
 MAX_PIECE = 256
 
-UnknownVersionHook = Callable[[str | None], "tuple[Pipeline, str] | None"]
 
-
-class Engine(Intake):
+class Engine(Intake, Cues, Classification):
     """Decode many streams with one fitted pipeline; see the module docstring.
 
     Parameters
@@ -209,33 +207,6 @@ class Engine(Intake):
             st = StreamState(stream_id=stream_id, slot=self.pool.take())
             self.streams[stream_id] = st
         return st
-
-    def _due_cues(self, st: StreamState, arrival: float, due: list[tuple]) -> None:
-        if any(c.sample is None and c.seq is None for c in st.cues):
-            self._refit(st)  # cues placed by timestamp: on the de-jittered line
-        ready, lost = cue_windows(st, self.tracker, self.pool.ring, self.offset, self.window)
-        for reason, detail in lost:
-            self._cue_lost(st, reason, detail)
-        due.extend((st, "cue", start, end, label, arrival) for start, end, label in ready)
-
-    def _end_cues(self, st: StreamState) -> int:
-        """Report the stream's pending cues as lost: the stream ended before their windows did."""
-        cues, st.cues = st.cues, []
-        for cue in cues:
-            if cue.sample is None:
-                where = (f"cue at t={cue.timestamp:.3f} s" if cue.timestamp is not None
-                         else f"cue at seq {cue.seq}")
-                detail = f"{where}: the stream ended before the cue could be placed on it"
-            else:
-                end = cue.sample + self.offset + self.window
-                detail = (f"cue at {cue.sample}: the stream ended at sample {st.index}, before the "
-                          f"cue's window was complete (needs samples up to {end})")
-            self._cue_lost(st, "stream-ended", detail)
-        return len(cues)
-
-    def _cue_lost(self, st: StreamState, reason: str, detail: str) -> None:
-        self._stats["cues_lost"] += 1
-        self._event("cue_lost", st, reason=reason, detail=detail)
 
     def _event(self, kind: str, st: StreamState | None, size: int = 0, reason: str = "",
                detail: str = "") -> None:
@@ -409,79 +380,3 @@ class Engine(Intake):
                     st.hop_next = hop_end(st.hop_k, hop)
             if st.cues:
                 self._due_cues(st, it[5], due)
-
-    def _powers(self, due: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
-        slots = np.fromiter((d[0].slot for d in due), dtype=np.int64, count=len(due))
-        starts = np.fromiter((d[2] for d in due), dtype=np.int64, count=len(due))
-        ends = np.fromiter((d[3] for d in due), dtype=np.int64, count=len(due))
-        bases = np.fromiter((d[0].p_base for d in due), dtype=np.int64, count=len(due))
-        return window_moments(self.pool, slots, starts, ends, bases, self.window)
-
-    def _classify(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.classifier.classify(features, self.model.version)
-
-    def _decide(self, due: list[tuple], moments: np.ndarray, ts: np.ndarray) -> list[Decision]:
-        # A flat (zero-power) window has no features (log of zero): skip it, keep the others' batch.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            features = self.model.features(moments)
-            good = np.isfinite(features).all(axis=1)
-        if not good.all():
-            for i in np.flatnonzero(~good):
-                self._event("skipped", due[i][0], reason="flat",
-                            detail=f"window ending at {due[i][3]} has zero power: no features")
-            keep = np.flatnonzero(good)
-            due, features, ts = [due[i] for i in keep], features[keep], ts[keep]
-            if not due:
-                return []
-        try:
-            labels, proba = self._classify(features)
-        except UnknownVersionError as exc:
-            retried = self._retry_after_swap(due, exc)
-            if retried is None:
-                return []
-            due, ts, labels, proba = retried
-        except Exception as exc:  # noqa: BLE001 - a failing classifier costs this batch, not the engine
-            self._classifier_error(len(due), exc)
-            return []
-        out = make_decisions(due, labels, proba, ts, self.model.classes, self.model.version)
-        n_cue = sum(1 for d in due if d[1] == "cue")
-        self._stats["decisions"] += len(out)
-        self._stats["cue_decisions"] += n_cue
-        self._stats["hop_decisions"] += len(out) - n_cue
-        return out
-
-    def _classifier_error(self, n: int, exc: BaseException) -> None:
-        self._stats["classifier_errors"] += 1
-        self._event("classifier", None, n, type(exc).__name__,
-                    f"{n} due windows not decided: {type(exc).__name__}: {exc}")
-
-    def _retry_after_swap(self, due: list[tuple], exc: UnknownVersionError) -> tuple | None:
-        """Swap to the classifier's current version through the hook and classify again."""
-        target = self.on_unknown_version(exc.current) if self.on_unknown_version else None
-        if target is None:
-            self._classifier_error(len(due), exc)
-            return None
-        try:
-            self.swap_model(*target)
-        except ProfileError as err:
-            self._classifier_error(len(due), err)
-            return None
-        ring = self.pool.ring
-        keep = []
-        for d in due:
-            st, start = d[0], d[2]
-            if start >= st.valid_from and start >= st.p_base and start - 1 >= st.index - ring:
-                keep.append(d)
-            else:
-                self._cue_lost(st, "swap", f"window ending at {d[3]} cannot be rebuilt after the swap")
-        if not keep:
-            return None
-        moments, ts = self._powers(keep)
-        try:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                features = self.model.features(moments)
-            labels, proba = self._classify(features)
-        except Exception as err:  # noqa: BLE001
-            self._classifier_error(len(keep), err)
-            return None
-        return keep, ts, labels, proba

@@ -34,7 +34,8 @@ CORRUPT = {"seq-outlier": "refused chunk: its sequence number is far out of line
 class Intake:
     """Marker intake, tracker findings and unit checks of the `Engine` (see the module docstring)."""
 
-    # Provided by the engine (with its methods _stream, _event, _refuse, _cue_lost and _due_cues).
+    # Provided by the engine (with its methods _stream, _event, _refuse, _cue_lost and _due_cues;
+    # the last two from its `Cues` mixin).
     events: EventQueue
     marker_map: MarkerMap
     tracker: StreamTracker
