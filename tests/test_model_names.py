@@ -17,15 +17,21 @@ from tests.serving_support import register
 LONG_ALIASES = ["champion", "challenger", "canary-for-the-lab-upstairs", "rollback-before-2024-upgrade"]
 
 
+def _small_pipeline():
+    """A 3-channel, 2-class CSP+SVM pipeline fitted on noise: enough to register versions."""
+    pipe = bs.make_pipeline(sfreq=250.0, ch_names=["C3", "Cz", "C4"], classes=["left", "right"],
+                            n_components=2)
+    rng = np.random.default_rng(0)
+    pipe.fit(rng.normal(size=(16, 3, 750)) * 1e-5, np.array(["left", "right"] * 8))
+    return pipe
+
+
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """One small sqlite registry: 'bcistream-A01' v1 with several long aliases."""
     folder = tmp_path_factory.mktemp("names")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    pipe = bs.make_pipeline(sfreq=250.0, ch_names=["C3", "Cz", "C4"], classes=["left", "right"],
-                            n_components=2)
-    rng = np.random.default_rng(0)
-    pipe.fit(rng.normal(size=(16, 3, 750)) * 1e-5, np.array(["left", "right"] * 8))
+    pipe = _small_pipeline()
     version = register(uri, pipe, alias="champion", name="bcistream-A01")
     for alias in LONG_ALIASES[1:]:
         client(uri).set_registered_model_alias("bcistream-A01", alias, version)
@@ -121,10 +127,7 @@ def gated(tmp_path_factory):
     """'bcistream-demo-A01': v1 champion (promoted), v2 challenger (refused), as `train` tags them."""
     folder = tmp_path_factory.mktemp("gated")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    pipe = bs.make_pipeline(sfreq=250.0, ch_names=["C3", "Cz", "C4"], classes=["left", "right"],
-                            n_components=2)
-    rng = np.random.default_rng(0)
-    pipe.fit(rng.normal(size=(16, 3, 750)) * 1e-5, np.array(["left", "right"] * 8))
+    pipe = _small_pipeline()
     for version, alias in (("1", "champion"), ("2", "challenger")):
         assert register(uri, pipe, alias=alias, name="bcistream-demo-A01") == version
         decision, verdict = VERDICTS[version]
