@@ -114,7 +114,7 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
         Called after each chunk with the running stats (``stats.behind()`` turns true once the
         replay cannot keep ``speed``; ``stats.pace()`` says how fast it goes).
     flush_every : int
-        Chunks between flushes when unpaced (paced replays flush every chunk).
+        Chunks between flushes (waits for the transport's acknowledgements; paced or not).
     pacer : Pacer, optional
         The schedule (tests inject one on a fake clock); default: one on the monotonic clock with
         the period ``chunk / sfreq / speed``.
@@ -151,7 +151,10 @@ def replay(recording: Recording, target: Target, *, speed: float | None = 1.0, c
             if stop.is_set():
                 break
             target.send(data[:, start:stop_at], base, t0 + base / sfreq)
-            if speed is not None or k % flush_every == 0:
+            if k % flush_every == 0:
+                # Waits for the broker's acks (and raises on a refusal). Not per chunk: a Kafka
+                # producer with no linger sends at once anyway, and a round trip per chunk held a
+                # paced replay to 51x when 200x was asked (482x unpaced) and to 12x of 30x under load.
                 target.flush()
             k += 1
             stats.chunks += 1
