@@ -35,6 +35,10 @@ def test_info_on_a_non_eeg_file_says_it_does_not_match(fixtures_dir, capsys):
     [
         (["info", "{tmp}/missing.gdf"], "missing.gdf: no such file"),
         (["info", "{tmp}/trunc.gdf"], "trunc.gdf: MNE cannot read this file"),
+        # MNE picks a reader by suffix: .txt is BOXY (fNIRS), whose bare AssertionError said nothing
+        (["info", "{tmp}/notes.txt"], "as a .txt recording (AssertionError); recordings are .gdf"),
+        # A0xE.mat holds labels; MNE tried it as FieldTrip and failed inside its own call
+        (["info", "{tmp}/A01E.mat"], "A01E.mat: a .mat file is not read as a recording"),
         (["evaluate", "--data", "{tmp}/nope"], "nope: no such folder"),
         (["evaluate", "--data", "{tmp}", "--subject", "x"], "--subject: must be a number"),
         (["evaluate", "--data", "{tmp}", "--subject", "4"], "no training recording A04T"),
@@ -45,6 +49,8 @@ def test_info_on_a_non_eeg_file_says_it_does_not_match(fixtures_dir, capsys):
 def test_bad_input_one_line_error(tmp_path, fixtures_dir, capsys, argv, message):
     data = (fixtures_dir / "A99T-synthetic.gdf").read_bytes()
     (tmp_path / "trunc.gdf").write_bytes(data[:100_000])
+    (tmp_path / "notes.txt").write_text("hello\n")
+    shutil.copy(fixtures_dir / "A99E.mat", tmp_path / "A01E.mat")
     (tmp_path / "bad.toml").write_text('name = "x"\nchannels = ["C3"]\nsfreq = 0\n[classes]\na="l"\nb="r"\n')
     shutil.copy(fixtures_dir / "ecg-1ch.gdf", tmp_path / "A01T.gdf")
     code, _, err = run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)

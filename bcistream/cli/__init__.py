@@ -148,7 +148,8 @@ def _kafka_unreachable(exc: BaseException) -> str | None:
     if name == "NoBrokersAvailable" or (name == "KafkaTimeoutError" and "bootstrap" in text.lower()):
         where = text.rsplit(" from ", 1)[-1] if " from " in text else "the bootstrap servers"
         return (f"cannot reach a Kafka broker at {where}: is it running? (--bootstrap or "
-                "BCISTREAM_KAFKA_BOOTSTRAP; waited bootstrap_timeout_ms, --kafka-opt to change it)")
+                "BCISTREAM_KAFKA_BOOTSTRAP; waited kafka-python's bootstrap_timeout_ms, 30 s unless "
+                "--kafka-opt bootstrap_timeout_ms=MS says otherwise)")
     return None
 
 

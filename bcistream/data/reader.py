@@ -26,6 +26,10 @@ BENIGN_WARNINGS = (re.compile(r"Channel names are not unique"),
                    re.compile(r"does not conform to MNE naming conventions"))
 
 
+#: What a refused file's message suggests instead.
+_FORMATS = "recordings are .gdf, .edf, .bdf, .fif, .fif.gz, .xdf or another EEG format MNE reads"
+
+
 def _reader_name(path: Path) -> str:
     return "pyxdf" if path.suffix.lower() == ".xdf" else "MNE"
 
@@ -102,6 +106,11 @@ def read_raw_notes(path: str | Path, *, channels: tuple[str, ...] | list[str] | 
         raise DataError(f"{path}: no such file")
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected a recording file")
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        # MNE would try it as a FieldTrip structure and fail with a confusing internal error.
+        raise DataError(f"{path}: a .mat file is not read as a recording (BCI IV 2a's A0xE.mat holds "
+                        f"the evaluation labels: pass it as the labels file); {_FORMATS}")
     try:
         raw, messages = _mne_read(path, None, preload=channels is None)
         if channels is not None:
@@ -119,7 +128,9 @@ def read_raw_notes(path: str | Path, *, channels: tuple[str, ...] | list[str] | 
         raise
     except Exception as exc:  # MNE raises many types for unreadable/truncated files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: MNE cannot read this file ({reason})") from None
+        # MNE picks its reader by suffix (.txt is BOXY fNIRS): say which kind of file it expected.
+        raise DataError(f"{path}: MNE cannot read this file as a {suffix or 'suffix-less'} recording "
+                        f"({reason}); {_FORMATS}") from None
     notes = check_warnings(path, messages, allow_warnings)
     if raw.n_times == 0:
         raise DataError(f"{path}: the recording holds no samples")
