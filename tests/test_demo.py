@@ -55,6 +55,8 @@ def test_demo_over_kafka_with_the_bundled_broker(tmp_path, monkeypatch, capsys):
     for name in ("confusion.png", "latency.png", "decisions.png", "decisions.jsonl"):
         assert (reports[0].parent / name).stat().st_size > 0
     assert "online accuracy" in out and "model version" in out
+    # The live accuracy is over every cue (artifact-rejected trials too, unlike train/classify).
+    assert "artifact-rejected trials included" in " ".join(out.split())
     # The run's line and the report give the same latency (the run's said only the last 2 000).
     run_line = re.search(r"decisions from 1 stream\(s\); latency p50 ([\d.]+) ms, p99 ([\d.]+) ms", err)
     assert run_line, err[-3000:]
