@@ -20,6 +20,8 @@ RUN = ["run", "--from", "lsl:amp", "--model", "/nowhere/model"]
 @pytest.mark.parametrize(("argv", "line"), [
     # run: typer's range and type checks, and LiveConfig's own
     ([*RUN, "--workers", "0"], "error: --workers: must be >= 1, got 0"),
+    # a decision outlet named like the input would be decoded as EEG by the next --from lsl:amp
+    ([*RUN, "--to", "lsl-proba:amp"], "error: --to: outlet 'lsl-proba:amp' has the name of an input stream"),
     ([*RUN, "--workers", "two"], "error: --workers: must be an integer, got two"),
     ([*RUN, "--hop", "0"], "error: --hop: must be > 0, got 0"),
     ([*RUN, "--hop", "abc"], "error: --hop: must be a number, got abc"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bcistream.errors import ConfigError
 
@@ -123,10 +123,21 @@ class LiveConfig(BaseModel):
 
     @field_validator("sinks")
     @classmethod
-    def _sinks(cls, value: list[str]) -> list[str]:
+    def _sinks(cls, value: list[str], info: ValidationInfo) -> list[str]:
         from bcistream.streamer.endpoints import SINK_KINDS
 
-        return [_spec(v, SINK_KINDS) for v in value]
+        specs = [_spec(v, SINK_KINDS) for v in value]
+        # A decision outlet named like an input stream would be found by the next `--from lsl:NAME`
+        # (or by this run on a reconnect) and decoded as EEG.
+        kind, _, names = str(info.data.get("source") or "").partition(":")
+        if kind == "lsl" and not names.startswith("source_id="):
+            inputs = {n.strip() for n in names.split(",") if n.strip()}
+            for spec in specs:
+                sink_kind, _, name = spec.partition(":")
+                if sink_kind in ("lsl", "lsl-proba") and name in inputs:
+                    raise ValueError(f"outlet {spec!r} has the name of an input stream (source "
+                                     f"'lsl:{names}'); give the decisions another name")
+        return specs
 
     @field_validator("poll_interval")
     @classmethod
