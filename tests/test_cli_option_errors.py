@@ -38,6 +38,8 @@ RUN = ["run", "--from", "lsl:amp", "--model", "/nowhere/model"]
     (["replay", "x.gdf", "--chunk", "0"], "error: --chunk: must be >= 1, got 0"),
     (["replay", "x.gdf", "--speed", "-1"], "error: --speed: must be > 0 or 'max'"),
     (["serve", "--port", "0"], "error: --port: must be >= 1, got 0"),
+    (["classify", "x.gdf", "--labels", "/nonexistent/A01E.mat"],  # was "[Errno 2] No such file…"
+     "error: --labels: file '/nonexistent/A01E.mat' does not exist"),
     (["synth", "--out", "x", "--subjects", "100"], "error: --subjects: must be <= 99, got 100"),
     # usage errors: missing, unknown, extra
     (["run", "--model", "m"], "error: missing option --from"),
@@ -78,3 +80,12 @@ def test_live_config_errors_are_one_line_per_field_naming_it():
         assert "pydantic" not in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="LiveConfig: hop_s must be > 0"):
         bs.LiveConfig.model_validate({"hop_s": -1})
+
+
+def test_a_jsonl_sink_on_a_folder_names_the_spec(tmp_path):
+    """``--to jsonl:adir`` said only "[Errno 21] Is a directory: 'adir'"."""
+    from bcistream.errors import BcistreamError
+    from bcistream.streamer.sinks import JsonlSink
+
+    with pytest.raises(BcistreamError, match=r"jsonl:.*: is a folder; give a file path"):
+        JsonlSink(tmp_path)

@@ -191,7 +191,7 @@ def classify(
     url: Annotated[str | None, typer.Option(help="Service URL (default: $BCISTREAM_SERVICE_URL, else "
                                                  "http://127.0.0.1:3000).")] = None,
     labels: Annotated[Path | None, typer.Option(
-        help="classlabel .mat file for cues of unknown class.")] = None,
+        exists=True, dir_okay=False, help="classlabel .mat file for cues of unknown class.")] = None,
     token: Annotated[str | None, typer.Option(envvar="BCISTREAM_API_TOKEN",
                                               help="Bearer token (default $BCISTREAM_API_TOKEN).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,

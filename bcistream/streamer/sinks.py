@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
+from bcistream.errors import BcistreamError
 from bcistream.realtime.protocols import Sink
 from bcistream.realtime.records import Decision
 
@@ -38,6 +39,8 @@ class JsonlSink:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():  # open() would say only "[Errno 21] Is a directory"
+            raise BcistreamError(f"jsonl:{path}: is a folder; give a file path for the decisions")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
 
