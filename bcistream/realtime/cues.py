@@ -36,19 +36,20 @@ class Cues:
             self._cue_lost(st, reason, detail)
         due.extend((st, "cue", start, end, label, arrival) for start, end, label in ready)
 
-    def _end_cues(self, st: StreamState) -> int:
-        """Report the stream's pending cues as lost: the stream ended before their windows did."""
+    def _end_cues(self, st: StreamState, reason: str = "stream-ended") -> int:
+        """Report the stream's pending cues as lost: the stream ended (or the run stopped) first."""
         cues, st.cues = st.cues, []
+        what = "the run stopped" if reason == "run-stopped" else "the stream ended"
         for cue in cues:
             if cue.sample is None:
                 where = (f"cue at t={cue.timestamp:.3f} s" if cue.timestamp is not None
                          else f"cue at seq {cue.seq}")
-                detail = f"{where}: the stream ended before the cue could be placed on it"
+                detail = f"{where}: {what} before the cue could be placed on it"
             else:
                 end = cue.sample + self.offset + self.window
-                detail = (f"cue at {cue.sample}: the stream ended at sample {st.index}, before the "
-                          f"cue's window was complete (needs samples up to {end})")
-            self._cue_lost(st, "stream-ended", detail)
+                detail = (f"cue at {cue.sample}: {what} at sample {st.index} of the stream, before "
+                          f"the cue's window was complete (needs samples up to {end})")
+            self._cue_lost(st, reason, detail)
         return len(cues)
 
     def _cue_lost(self, st: StreamState, reason: str, detail: str) -> None:

@@ -128,14 +128,15 @@ class Engine(Intake, Cues, Classification):
             self.pool.release(st.slot)
             return n
 
-    def flush_pending(self) -> int:
+    def flush_pending(self, reason: str = "stream-ended") -> int:
         """Report every still-pending cue of every stream as lost (the run or its input ended).
 
-        Each becomes a ``cue_lost`` event with reason ``"stream-ended"`` and is counted in
-        ``cues_lost``; the streams themselves stay open. Returns the number of cues reported.
+        Each becomes a ``cue_lost`` event with ``reason`` (``"stream-ended"``: the input ran out;
+        ``"run-stopped"``: the run was stopped while it went on) and is counted in ``cues_lost``;
+        the streams themselves stay open. Returns the number of cues reported.
         """
         with self._lock:
-            return sum(self._end_cues(st) for st in self.streams.values())
+            return sum(self._end_cues(st, reason) for st in self.streams.values())
 
     def swap_model(self, pipeline: Pipeline, version: str) -> None:
         """Replace the model between two batches; every stream keeps running.

@@ -35,7 +35,9 @@ def run_loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: thread
     """Run until ``stop`` is set; return the number of decisions written.
 
     When ``stop`` is set, cues still waiting for their window's samples are reported as lost
-    (`Engine.flush_pending`: ``cue_lost`` events with reason ``"stream-ended"``), drained by the
+    (`Engine.flush_pending`: ``cue_lost`` events with reason ``"stream-ended"`` when the source is
+    ``exhausted``, else ``"run-stopped"``), and a source with an ``end_of_run()`` method queues
+    what it leaves behind (`KafkaSource`: ``unread`` events, its lag); both are drained by the
     monitor before the caller prints its summary.
 
     Each iteration polls the source (waiting at most ``poll_timeout``), lets the engine process
@@ -97,8 +99,15 @@ def _loop(engine: Engine, source: Source, sinks: Sequence[Sink], stop: threading
             if idle_gc and not (batch.chunks or batch.markers):
                 collect_when_idle()
         # The run is over: cues still waiting for samples will never get them. Report each
-        # (cue_lost, "stream-ended") so the summary explains every undecided cue.
-        if engine.flush_pending():
+        # (cue_lost) so the summary explains every undecided cue: "stream-ended" when the source
+        # ran out, "run-stopped" when the run was stopped (duration, idle, signal) with the input
+        # still going. A source that knows what it leaves unread says so (`end_of_run`).
+        ended = bool(getattr(source, "exhausted", False))
+        lost = engine.flush_pending("stream-ended" if ended else "run-stopped")
+        end_of_run = getattr(source, "end_of_run", None)
+        if callable(end_of_run):
+            end_of_run()
+        if lost or callable(end_of_run):
             events = monitor.tick(engine, source) if monitor is not None else []
             if metrics is not None:
                 metrics.observe(engine, [], events)

@@ -126,10 +126,13 @@ class FetchWatch:
             self._since.pop(tp, None)
             self.lag.pop(_name(tp), None)
 
-    def check(self) -> list[EngineEvent]:
-        """Update lags; recover stalled or truncated partitions; return the events."""
+    def check(self, force: bool = False) -> list[EngineEvent]:
+        """Update lags; recover stalled or truncated partitions; return the events.
+
+        At most once per ``check_every_s`` unless ``force`` (the end of a run: its last lags).
+        """
         now = self._clock()
-        if now - self._checked < self.check_every_s:
+        if not force and now - self._checked < self.check_every_s:
             return []
         self._checked = now
         events: list[EngineEvent] = []

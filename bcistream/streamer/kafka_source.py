@@ -34,6 +34,7 @@ from bcistream.streamer.kafka_health import FetchWatch, poll_in_slices
 from bcistream.streamer.kafka_markers import MarkerBook, MarkerFeed
 from bcistream.streamer.kafka_partitions import PartitionBook, rebalance_listener
 from bcistream.streamer.kafka_stats import KafkaSourceStats
+from bcistream.streamer.kafka_topics import TopicCheck, unread_events
 
 __all__ = ["KafkaSource", "KafkaSourceStats"]
 
@@ -76,6 +77,9 @@ class KafkaSource:
     marker_wait_s : float
         While catching up, how long the chunks wait for the marker consumer to reach the end of the
         marker topic (a ``markers_behind`` event when it does not).
+    topic_wait_s : float
+        A topic missing at the start (a ``topic_missing`` event) is looked up again this long
+        after; still missing or empty, a second event says so (`TopicCheck`).
     """
 
     def __init__(self, bootstrap: str, topic: str = "eeg.raw", *, group: str = "bcistream",
@@ -83,7 +87,8 @@ class KafkaSource:
                  n_channels: int | None = None, sfreq: float | None = None,
                  kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
                  marker_keep_samples: int = 5000, marker_slack_s: float = 1.0,
-                 stall_s: float = 1.0, units: str | None = None, marker_wait_s: float = 5.0) -> None:
+                 stall_s: float = 1.0, units: str | None = None, marker_wait_s: float = 5.0,
+                 topic_wait_s: float = 5.0) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
         self.topic = topic
@@ -101,6 +106,11 @@ class KafkaSource:
         self.events = EventQueue()
         self._consumer = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=group))
         self._partitions = PartitionBook(self._consumer, self.stats, self.events)
+        # Before subscribing: subscribing makes an auto-creating broker create a missing topic.
+        self._topics = TopicCheck(self._consumer, bootstrap,
+                                  {topic: "--from kafka:TOPIC", markers_topic or "": "--markers-topic"},
+                                  wait_s=topic_wait_s)
+        self._note(self._topics.start())
         self._consumer.subscribe([topic], listener=rebalance_listener(self._revoked, self._partitions.assign))
         self._watch = FetchWatch(self._consumer, stall_s=stall_s, on_truncated=self._log_start)
         markers = (KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=None))
@@ -159,6 +169,17 @@ class KafkaSource:
             out.update(self._markers.watch.lag)
         return out
 
+    def end_of_run(self) -> None:
+        """The run stops: queue an ``unread`` event per topic still holding unread messages.
+
+        Lags are those of the owned partitions at the last fetch (no request: the broker may be
+        gone), refreshed from the client's positions now.
+        """
+        self._note(self._watch.check(force=True))
+        if self._markers is not None:
+            self._note(self._markers.watch.check(force=True))
+        self._note(unread_events(self.lag()))
+
     # -- Source protocol ---------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> Batch:
         """Chunks (and the markers of owned streams) that arrived; waits at most ``timeout`` s."""
@@ -166,6 +187,7 @@ class KafkaSource:
         got = poll_in_slices(self._consumer, timeout)
         stale = self._start_partitions(got)
         self._note(self._watch.check())
+        self._note(self._topics.check())
         batch = Batch()
         arrival = time.monotonic()
         for tp, records in got.items():

@@ -1,0 +1,126 @@
+"""Topics a Kafka run reads that are missing, and what a run leaves unread when it stops.
+
+A typo in a topic name (``--from kafka:eeg.typo``, ``--markers-topic eeg.markerz``) used to run
+silently: no data, ``decided cues 0/0``, exit code 0. `TopicCheck` looks the topics up once before
+the consumer subscribes and says which are missing (a ``topic_missing`` event), then looks again
+after ``wait_s``. It does not fail: a producer may create the topic later. Subscribing makes a
+broker that auto-creates topics (the bundled tansu, Kafka with ``auto.create.topics.enable``)
+create it, empty, so the second look also reports a topic that was missing at the start and still
+holds no message ("nothing was ever produced to it").
+
+`unread_events` turns the consumers' lag at the end of a run into ``unread`` events: the final
+line must say what was not read, not only the coverage of what arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bcistream.realtime.events import EngineEvent
+
+__all__ = ["TopicCheck", "unread_events"]
+
+log = logging.getLogger(__name__)
+
+
+class TopicCheck:
+    """Say (events) which topics do not exist on the broker, at the start and ``wait_s`` later.
+
+    Parameters
+    ----------
+    consumer : kafka.KafkaConsumer
+        Asked for the broker's topics (call `start` before it subscribes: see the module docstring).
+    bootstrap : str
+        Named in the messages.
+    topics : dict
+        Topic name -> the option that names it (``"--from"``, ``"--markers-topic"``).
+    wait_s : float
+        When to look again at topics that were missing.
+    clock : callable
+        Monotonic clock (injectable for tests).
+    """
+
+    def __init__(self, consumer: Any, bootstrap: str, topics: dict[str, str], wait_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer = consumer
+        self.bootstrap = bootstrap
+        self.topics = {t: flag for t, flag in topics.items() if t}
+        self.wait_s = float(wait_s)
+        self._clock = clock
+        self.missing: set[str] = set()
+        self._again_at: float | None = None
+
+    def _known(self) -> set[str] | None:
+        try:
+            return set(self.consumer.topics())
+        except Exception as exc:  # noqa: BLE001 - no answer: nothing to judge
+            log.debug("topic list unavailable: %s", exc)
+            return None
+
+    def _event(self, topic: str, what: str) -> EngineEvent:
+        return EngineEvent("topic_missing", None, 0, "no-topic",
+                           f"topic '{topic}' {what} on the broker at {self.bootstrap}: waiting for it; "
+                           f"check {self.topics[topic]}")
+
+    def start(self) -> list[EngineEvent]:
+        """Look the topics up (one metadata request for all topics, which creates none)."""
+        known = self._known()
+        if known is None:
+            return []
+        self.missing = {t for t in self.topics if t not in known}
+        self._again_at = self._clock() + self.wait_s if self.missing else None
+        return [self._event(t, "does not exist (yet)") for t in sorted(self.missing)]
+
+    def check(self) -> list[EngineEvent]:
+        """Once, ``wait_s`` after `start`: the missing topics that still do not exist or hold nothing."""
+        if self._again_at is None or self._clock() < self._again_at:
+            return []
+        self._again_at = None
+        known = self._known()
+        if known is None:
+            return []
+        out = []
+        for topic in sorted(self.missing):
+            if topic not in known:
+                out.append(self._event(topic, f"still does not exist after {self.wait_s:g} s"))
+            elif self._empty(topic):
+                out.append(self._event(topic, f"did not exist at the start and after {self.wait_s:g} s "
+                                              "still holds no message (created empty by the "
+                                              "subscription; nothing was ever produced to it)"))
+        return out
+
+    def _empty(self, topic: str) -> bool:
+        from kafka import TopicPartition
+
+        try:
+            parts = self.consumer.partitions_for_topic(topic) or set()
+            ends = self.consumer.end_offsets([TopicPartition(topic, p) for p in parts], timeout_ms=2000)
+        except Exception as exc:  # noqa: BLE001 - no answer: do not claim it is empty
+            log.debug("end offsets of %s unavailable: %s", topic, exc)
+            return False
+        return bool(parts) and not any(ends.values())
+
+
+def unread_events(lag: dict[str, int]) -> list[EngineEvent]:
+    """``unread`` events, one per topic with messages behind (``lag``: ``topic[partition]`` -> n).
+
+    Parameters
+    ----------
+    lag : dict
+        Messages behind the high watermark per partition (`KafkaSource.lag`).
+
+    Returns
+    -------
+    list of EngineEvent
+        Kind ``unread``, reason ``lag``, ``size`` the messages left on the topic's owned partitions.
+    """
+    per_topic: dict[str, int] = {}
+    for name, n in lag.items():
+        topic = name.rsplit("[", 1)[0]
+        per_topic[topic] = per_topic.get(topic, 0) + max(int(n), 0)
+    return [EngineEvent("unread", None, n, "lag", f"stopped with {n} messages unread on {topic} (lag); "
+                                                  "their cues are not counted")
+            for topic, n in sorted(per_topic.items()) if n > 0]
