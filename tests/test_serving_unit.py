@@ -306,11 +306,14 @@ def test_serve_refuses_a_bad_model_uri(capsys):
 
 
 def test_serve_env_points_mlflow_at_the_service_registry(monkeypatch, tmp_path):
+    import shutil
+
     from bcistream.cli.serve_cmds import serve_env
 
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:////elsewhere.db")
     monkeypatch.setenv("BCISTREAM_HOME", str(tmp_path))
     env = serve_env("models:/m/2", "http://127.0.0.1:5000")
+    shutil.rmtree(env["BENTOML_HOME"])
     assert env["MLFLOW_REGISTRY_URI"] == env["MLFLOW_TRACKING_URI"] == env["BCISTREAM_TRACKING_URI"]
     assert env["BCISTREAM_TRACKING_URI"] == "http://127.0.0.1:5000"
     assert env["BCISTREAM_MODEL_URI"] == "models:/m/2" and env["BENTOML_DO_NOT_TRACK"] == "true"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,6 +19,43 @@ console = Console()
 def settings() -> Settings:
     """Read the settings once, at the edge."""
     return Settings()
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether a server could not listen on ``host:port`` now (bound, then released at once).
+
+    The socket gets ``SO_REUSEADDR`` as uvicorn's and ``prometheus_client``'s servers do, so a port
+    left in TIME_WAIT by a stopped server counts as free, as it is for them. Port 0 (any free port)
+    is never in use.
+
+    Parameters
+    ----------
+    host : str
+        The interface the server will bind (a name, IPv4 or IPv6 address).
+    port : int
+        The TCP port.
+
+    Returns
+    -------
+    bool
+        ``True`` when binding failed with "address in use"; other failures (an unknown host, an
+        address of no interface) return ``False`` and are left to the server to report.
+    """
+    if port == 0:
+        return False
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except OSError:
+        return False
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+            sock.listen(1)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def parse_subjects(spec: str, folder: Path | None) -> list[int]:

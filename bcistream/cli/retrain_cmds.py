@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from bcistream.cli.app import app
-from bcistream.cli.common import console, settings
+from bcistream.cli.common import console, port_in_use, settings
 from bcistream.cli.k8s_cmds import (
     DryRunOption,
     ImageOption,
@@ -87,6 +87,9 @@ def retrain(
         raise typer.Exit(run_on_k8s("retrain", ctx=ctx))
     if on != "local":
         raise BcistreamError(f"--on: must be local or k8s, got '{on}'")
+    if metrics_port is not None and port_in_use(metrics_host, metrics_port):
+        raise BcistreamError(f"--metrics-port {metrics_port}: port in use on {metrics_host}; choose "
+                             "another --metrics-port")
     from prometheus_client import CollectorRegistry, start_http_server
 
     from bcistream.cli.stream_cmds import _stop_on_signals

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +15,7 @@ import typer
 from rich.table import Table
 
 from bcistream.cli.app import app
-from bcistream.cli.common import console, settings
+from bcistream.cli.common import console, port_in_use, settings
 from bcistream.cli.tables import print_table
 
 #: The service's import path for ``bentoml serve`` / ``bentofile.yaml``.
@@ -21,10 +23,30 @@ SERVICE = "bcistream.serving.service:BcistreamService"
 
 
 def serve_env(model: str | None, tracking_uri: str | None) -> dict[str, str]:
-    """Environment of the ``bentoml serve`` child: BentoML home inside bcistream's home, no tracking."""
+    """Environment of one ``bentoml serve`` child: a private BentoML home, no tracking.
+
+    BentoML keeps its Prometheus multiprocess files in ``$BENTOML_HOME/prometheus_multiproc_dir``
+    and empties that folder when a server starts, so two servers sharing a home break each other's
+    ``/metrics`` (an empty body, or mixed counters). Each call therefore makes a fresh temporary
+    BentoML home (``bcistream-serve-*`` in the system's temporary folder); the caller removes it
+    when the server exits. ``serve`` runs the service from its import path, so nothing else of a
+    BentoML home (bento and model stores) is needed there.
+
+    Parameters
+    ----------
+    model : str or None
+        ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` to serve (``None``: the service's default).
+    tracking_uri : str or None
+        MLflow tracking/registry URI (``None``: the settings').
+
+    Returns
+    -------
+    dict of str to str
+        The child's environment; ``BENTOML_HOME`` is the new folder.
+    """
     cfg = settings()
     env = dict(os.environ)
-    env.setdefault("BENTOML_HOME", str((cfg.home / "bentoml").resolve()))
+    env["BENTOML_HOME"] = tempfile.mkdtemp(prefix="bcistream-serve-")
     env["BENTOML_DO_NOT_TRACK"] = "true"
     env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if model:
@@ -151,6 +173,11 @@ def serve(
              "(503 until it appears), e.g. a Kubernetes pod started before the first training.")] = False,
 ) -> None:
     """Run the BentoML service (``bentoml serve``) with the registry champion."""
+    from bcistream.errors import BcistreamError
+
+    if port_in_use(host, port):
+        raise BcistreamError(f"port {port} on {host} is already in use (another bcistream serve?): "
+                             "choose another --port")
     given = model
     if model:
         from bcistream.serving.holder import parse_model_uri
@@ -162,10 +189,24 @@ def serve(
     if model is None and serving.model_uri is None:
         model = default_champion(serving.model_name, tracking_uri or settings().mlflow_uri)
     env = serve_env(model, tracking_uri)
+    try:
+        _run_server(env, port, host, model or serving.resolved_model_uri(), given, wait_for_model)
+    finally:
+        shutil.rmtree(env["BENTOML_HOME"], ignore_errors=True)
+
+
+def _run_server(env: dict[str, str], port: int, host: str, model_uri: str, given: str | None,
+                wait_for_model: bool) -> None:
+    """Say what is served, run ``bentoml serve`` with ``env`` until it exits, forward SIGTERM.
+
+    Raises
+    ------
+    typer.Exit
+        The server failed (its exit code).
+    """
     if given and not wait_for_model:
         refuse_unknown_model(given, env["BCISTREAM_TRACKING_URI"])
-    found, line = describe_model(model or serving.resolved_model_uri(), env["BCISTREAM_TRACKING_URI"],
-                                 given=bool(given))
+    found, line = describe_model(model_uri, env["BCISTREAM_TRACKING_URI"], given=bool(given))
     console.print(line if found else f"[bold red]warning:[/bold red] {line}", highlight=False)
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(port), "--host", host]
     proc = subprocess.Popen(cmd, env=env)

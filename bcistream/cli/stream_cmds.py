@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from bcistream.cli.app import app
-from bcistream.cli.common import settings
+from bcistream.cli.common import port_in_use, settings
 from bcistream.errors import BcistreamError
 
 if TYPE_CHECKING:
@@ -237,6 +237,9 @@ def run(
     if workers is not None and workers > 1 and (record or poll_interval is not None or classifier != "local"):
         raise BcistreamError("--workers > 1 cannot be combined with --record, --poll-interval or a remote "
                              "--classifier (they need one engine process); use --workers 1")
+    if metrics_port is not None and port_in_use(metrics_host, metrics_port):
+        raise BcistreamError(f"--metrics-port {metrics_port}: port in use on {metrics_host}; choose "
+                             "another --metrics-port")
     sinks = [*(to or ["stdout"]), *([f"lsl-proba:{lsl_proba}"] if lsl_proba else []),
              *([f"lsl-labels:{lsl_labels}"] if lsl_labels else [])]
     config = live_config(
