@@ -266,6 +266,11 @@ def test_cli_classify(server, registry, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["version"] == "1" and 0 <= out["accuracy"] <= 1 and len(out["trials"]) > 0
     assert main(["classify", str(registry.files["E"]), "--url", server.url]) == 2  # no token: 401
+    # A01E.mat beside A01E_raw.fif is used without --labels, as the loader's rule says
+    capsys.readouterr()
+    assert main(["classify", str(registry.files["E"]), "--url", server.url, "--token", TOKEN, "--json"]) == 0
+    beside = json.loads(capsys.readouterr().out)
+    assert beside["accuracy"] == out["accuracy"] and beside["trials"] == out["trials"]
 
 
 _json = st.recursive(

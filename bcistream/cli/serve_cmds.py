@@ -240,8 +240,12 @@ def classify(
     """Classify every trial of a recording through a running service."""
     import json
 
+    from bcistream.data.loader import labels_path_for
     from bcistream.serving.client import Client
 
+    if labels is None and (labels := labels_path_for(file)) is not None:
+        # The loader's rule, as `info`/`train` apply it: A0xE.mat beside an A0xE recording.
+        typer.echo(f"labels: {labels} (beside the recording)", err=True)
     with Client(url or settings().service_url, token=token) as client:
         result = client.classify_file(file, labels=labels)
     if as_json:

@@ -30,6 +30,7 @@ __all__ = [
     "find_subject_files",
     "list_subjects",
     "load_recording",
+    "labels_path_for",
     "read_labels_mat",
     "read_raw",
     "read_raw_notes",
@@ -73,8 +74,13 @@ def read_labels_mat(path: Path, profile: Profile) -> list[str]:
     return [names[int(v) - 1] for v in values]
 
 
-def _labels_path_for(path: Path) -> Path | None:
-    # A01E.gdf / A01E_raw.fif -> A01E.mat in the same folder.
+def labels_path_for(path: str | Path) -> Path | None:
+    """The ``A0xE.mat`` label file beside an ``A0xE`` recording, if there is one.
+
+    ``A01E.gdf`` / ``A01E_raw.fif`` -> ``A01E.mat`` in the same folder (BCI IV 2a ships the
+    evaluation labels apart from the recordings); ``None`` for other names or when it is absent.
+    """
+    path = Path(path)
     match = re.match(r"(A\d\dE)", path.name)
     if not match:
         return None
@@ -193,7 +199,7 @@ def load_recording(
     else:
         raw, notes = read_raw_notes(path, channels=file_channel_names(prof), allow_warnings=allow_warnings)
         declared = None
-    label_file = Path(labels) if labels is not None else _labels_path_for(path)
+    label_file = Path(labels) if labels is not None else labels_path_for(path)
     unknown_labels = read_labels_mat(label_file, prof) if label_file else None
     return recording_from_raw(raw, prof, unknown_labels=unknown_labels, source=str(path),
                               labels_source=str(label_file) if label_file else None, notes=notes,
