@@ -271,6 +271,8 @@ def test_cli_classify(server, registry, capsys):
     assert main(["classify", str(registry.files["E"]), "--url", server.url, "--token", TOKEN, "--json"]) == 0
     beside = json.loads(capsys.readouterr().out)
     assert beside["accuracy"] == out["accuracy"] and beside["trials"] == out["trials"]
+    assert main(["classify", str(registry.files["E"]), "--url", server.url, "--token", TOKEN]) == 0
+    assert f"labels: {registry.files['labels']} (beside the recording)" in capsys.readouterr().out
 
 
 _json = st.recursive(

@@ -243,9 +243,10 @@ def classify(
     from bcistream.data.loader import labels_path_for
     from bcistream.serving.client import Client
 
-    if labels is None and (labels := labels_path_for(file)) is not None:
-        # The loader's rule, as `info`/`train` apply it: A0xE.mat beside an A0xE recording.
-        typer.echo(f"labels: {labels} (beside the recording)", err=True)
+    # The loader's rule, as `info`/`train` apply it: A0xE.mat beside an A0xE recording. Said after
+    # the answer (an error must stay the only line).
+    beside = labels_path_for(file) if labels is None else None
+    labels = labels if labels is not None else beside
     with Client(url or settings().service_url, token=token) as client:
         result = client.classify_file(file, labels=labels)
     if as_json:
@@ -259,6 +260,8 @@ def classify(
         table.add_row(str(t["cue_index"]), str(t["cue_sample"]), t["true_label"] or "—", t["label"],
                       f"{p:.2f}")
     print_table(console, table)
+    if beside is not None:
+        console.print(f"labels: {beside} (beside the recording)", highlight=False, soft_wrap=True)
     if result.accuracy is not None:
         console.print(f"accuracy {result.accuracy:.3f}   kappa {result.kappa:.3f}   "
                       f"({len(result.trials)} trials, {len(result.excluded)} excluded)")
