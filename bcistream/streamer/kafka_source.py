@@ -80,6 +80,13 @@ class KafkaSource:
     topic_wait_s : float
         A topic missing at the start (a ``topic_missing`` event) is looked up again this long
         after; still missing or empty, a second event says so (`TopicCheck`).
+    join_wait_s : float
+        While the consumer joins its group (at the start and after every rebalance, when it owns
+        no partition), one `poll` waits up to this long (or ``timeout``, if longer) for the join.
+        kafka-python 3 (3.0.12, and its main branch as of 2026-08) throws away a JoinGroup /
+        SyncGroup answer that arrives while no ``poll`` waits for it and joins again; a caller
+        that polls briefly and then works (an engine loop, a 20 ms poll between sleeps) could
+        rejoin for ever and never get a partition. A longer wait only delays a stop request.
     """
 
     def __init__(self, bootstrap: str, topic: str = "eeg.raw", *, group: str = "bcistream",
@@ -88,7 +95,7 @@ class KafkaSource:
                  kafka_config: dict[str, Any] | None = None, warmup_messages: int = 256,
                  marker_keep_samples: int = 5000, marker_slack_s: float = 1.0,
                  stall_s: float = 1.0, units: str | None = None, marker_wait_s: float = 5.0,
-                 topic_wait_s: float = 5.0) -> None:
+                 topic_wait_s: float = 5.0, join_wait_s: float = 2.0) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
         self.topic = topic
@@ -100,6 +107,8 @@ class KafkaSource:
         self.marker_slack_s = float(marker_slack_s)
         self._covered: dict[str, float] = {}  # stream -> last timestamp the marker topic covers
         self.marker_wait_s = float(marker_wait_s)
+        self.join_wait_s = float(join_wait_s)
+        self._joining = True  # until the group's first assignment (see join_wait_s)
         # Unknown units raise here, before any client is connected.
         default_scale = None if units is None else volts_per_unit(units)
         self.stats = KafkaSourceStats()
@@ -111,7 +120,7 @@ class KafkaSource:
                                   {topic: "--from kafka:TOPIC", markers_topic or "": "--markers-topic"},
                                   wait_s=topic_wait_s)
         self._note(self._topics.start())
-        self._consumer.subscribe([topic], listener=rebalance_listener(self._revoked, self._partitions.assign))
+        self._consumer.subscribe([topic], listener=rebalance_listener(self._revoked, self._assigned))
         self._watch = FetchWatch(self._consumer, stall_s=stall_s, on_truncated=self._log_start)
         markers = (KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=None))
                    if markers_topic else None)
@@ -131,10 +140,15 @@ class KafkaSource:
     # -- rebalance bookkeeping ---------------------------------------------------------------------
     def _revoked(self, revoked: set) -> None:
         # Called from inside consumer.poll: only records what changed.
+        self._joining = True  # a join follows; it ends with _assigned
         self.stats.rebalances += 1
         self._watch.forget(revoked)
         self._partitions.revoke(revoked)
         self._chunks.forget(revoked)
+
+    def _assigned(self, assigned: set) -> None:
+        self._joining = False
+        self._partitions.assign(assigned)
 
     def _start_partitions(self, fetched: dict) -> set:
         """Seek newly assigned partitions back for warm-up; return them (their fetched data is stale).
@@ -184,7 +198,10 @@ class KafkaSource:
     def poll(self, timeout: float = 0.0) -> Batch:
         """Chunks (and the markers of owned streams) that arrived; waits at most ``timeout`` s."""
         self._poll_markers()
-        got = poll_in_slices(self._consumer, timeout)
+        if self._joining:  # one poll waits for the whole join (see join_wait_s)
+            got = self._consumer.poll(timeout_ms=int(max(timeout, self.join_wait_s) * 1000))
+        else:
+            got = poll_in_slices(self._consumer, timeout)
         stale = self._start_partitions(got)
         self._note(self._watch.check())
         self._note(self._topics.check())
