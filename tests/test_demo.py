@@ -55,6 +55,8 @@ def test_demo_over_kafka_with_the_bundled_broker(tmp_path, monkeypatch, capsys):
     for name in ("confusion.png", "latency.png", "decisions.png", "decisions.jsonl"):
         assert (reports[0].parent / name).stat().st_size > 0
     assert "online accuracy" in out and "model version" in out
+    # The demo makes its topics before the engine subscribes: no "missing topic, check --from" warning.
+    assert "topic_missing" not in err and "topic_missing" not in out
     # The live accuracy is over every cue (artifact-rejected trials too, unlike train/classify).
     assert "artifact-rejected trials included" in " ".join(out.split())
     # The run's line and the report give the same latency (the run's said only the last 2 000).
@@ -65,3 +67,51 @@ def test_demo_over_kafka_with_the_bundled_broker(tmp_path, monkeypatch, capsys):
     assert f"latency p99 {run_p99} ms" in out
     (hint,) = [line for line in out.splitlines() if line.startswith("next: ")]
     assert "--from kafka:" in hint and "lsl" not in hint, hint
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_ctrl_c_during_the_live_replay_says_interrupted_not_a_summary(tmp_path):
+    """Ctrl-C in step 2 printed a summary of the part replayed so far, the cues not reached shown
+    as lost, and exit 0: it read like the demo's result. Now: one line, exit 130, no summary."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    env = {**os.environ, "BCISTREAM_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bcistream", "demo", "--trials-per-class", "6",
+                             "--speed", "1", "--no-view", "--transport", "kafka"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            start_new_session=True)  # its own process group, as a terminal's job
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+
+        def decided() -> bool:  # the engine is live: decisions are being written
+            return any(p.stat().st_size > 0 for p in (tmp_path / "home" / "demo").glob("*/decisions.jsonl"))
+
+        while time.monotonic() < deadline and not decided():
+            assert proc.poll() is None, "".join(lines)[-3000:]
+            time.sleep(0.2)
+        assert any("2/3 replay" in ln for ln in lines), "".join(lines)[-3000:]
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground job gets it
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=10)
+    out = "".join(lines)
+    assert code == 130, out[-3000:]
+    assert "interrupted (SIGINT): the demo stopped during the live replay" in out, out[-3000:]
+    assert "3/3 summary" not in out and "online accuracy" not in out
+    assert "Traceback" not in out
+    # The broker is in a session of its own: the Ctrl-C does not kill it under the engine's clients.
+    assert "ECONNREFUSED" not in out and "ERROR kafka" not in out, out[-3000:]
+    (decisions,) = (tmp_path / "home" / "demo").glob("*/decisions.jsonl")
+    assert "the decisions so far are in" in out and decisions.stat().st_size > 0

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import click
 import typer
 
+from bcistream.cli import log_filters
 from bcistream.cli.app import app, tidy_help
 from bcistream.cli.usage import usage_line
 from bcistream.errors import BcistreamError
@@ -36,7 +37,11 @@ def _setup_logging() -> None:
     from bcistream.settings import Settings
 
     level = Settings().log_level.upper()
+    fresh = not logging.getLogger().handlers  # else the host (a test, an app) owns the handlers
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if fresh:
+        # kafka-python repeats its reconnect errors several times a second while a broker is away.
+        log_filters.install(level)
     # urllib3 logs every retry of an unreachable HTTP registry as a long WARNING line; the command
     # says it once, in its error.
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

@@ -117,9 +117,10 @@ def demo(
 ) -> None:
     """End to end on one machine: train, promote, replay the evaluation session live, decode, report."""
     from bcistream.cli.demo_report import read_decisions, summarize, write_report
-    from bcistream.cli.stream_cmds import live_config, run_with_view
+    from bcistream.cli.stream_cmds import err_console, live_config, run_with_view
     from bcistream.data.loader import load_recording
     from bcistream.live import LiveSystem
+    from bcistream.streamer.kafka_topics import create_topics
     from bcistream.training.datasets import plan_data
     from bcistream.training.registry import load_model
     from bcistream.training.train import model_name_for
@@ -168,12 +169,16 @@ def demo(
     live = {"model": f"models:/{name}@champion", "sinks": [f"jsonl:{decisions_path}"], "trigger": "both",
             "idle_exit": 3.0, "tracking_uri": uri, "duration": round(evaluation.duration / speed + 120)}
     replay_proc = None
+    stopped_by: str | None = None
     try:
         if transport == "kafka":
             if bootstrap is None:
                 broker = _broker(report)
                 bootstrap = broker.bootstrap
             topic = f"demo-{stamp}"
+            # Made before the engine subscribes (the replay would make them a moment later): the
+            # engine warns of a missing topic, which is right for a typo but not for the demo.
+            create_topics(bootstrap, {topic: 1, f"{topic}.markers": 1})
             cmd += ["--topic", topic, "--markers-topic", f"{topic}.markers", "--bootstrap", bootstrap]
             live.update(source=f"kafka:{topic}", bootstrap=bootstrap, group=f"demo-{stamp}",
                         markers_topic=f"{topic}.markers")
@@ -184,10 +189,11 @@ def demo(
         # it at teardown); the engine runs here, through the same app API as `bcistream run`.
         replay_proc = subprocess.Popen(cmd, stdout=replay_log, stderr=subprocess.STDOUT)
         with LiveSystem(live_config(**live), say=console.print, settings=cfg) as system:
-            run_with_view(system, view)
-        replay_proc.wait(timeout=60)
-        for line in replay_warnings(report / "replay.log"):
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            stopped_by = run_with_view(system, view)
+        if stopped_by is None:
+            replay_proc.wait(timeout=60)
+            for line in replay_warnings(report / "replay.log"):
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
     finally:
         if replay_proc is not None and replay_proc.poll() is None:
             replay_proc.terminate()
@@ -199,6 +205,13 @@ def demo(
         if broker is not None:
             broker.stop()
 
+    if stopped_by is not None:
+        # Stopped by the user: the cues not reached yet are not lost, and a summary of a part of
+        # the replay would read like the demo's result.
+        err_console.print(f"interrupted ({stopped_by}): the demo stopped during the live replay, "
+                          f"before its summary; the decisions so far are in {decisions_path}",
+                          soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(130)
     console.rule("3/3 summary")
     decisions = read_decisions(decisions_path)
     if not decisions:

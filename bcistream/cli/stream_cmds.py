@@ -25,15 +25,25 @@ err_console = Console(stderr=True)
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event):
-    """Ctrl-C / SIGTERM set ``stop`` (only the main thread may install handlers)."""
+    """Ctrl-C / SIGTERM set ``stop`` (only the main thread may install handlers).
+
+    Yields a list that receives the name of each signal that came (``"SIGINT"``), so a caller can
+    tell a stop it asked for from one the user asked for.
+    """
+    came: list[str] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield came
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: object) -> None:
+        came.append(signal.Signals(signum).name)
+        stop.set()
+
     for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, handler)
     try:
-        yield
+        yield came
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -150,8 +160,11 @@ def live_config(**fields: object):
                                        for field, text in exc.problems)) from None
 
 
-def run_with_view(system, view: bool | None) -> None:
-    """Run a `LiveSystem` to its end with the live terminal view; Ctrl-C / SIGTERM stop it cleanly."""
+def run_with_view(system, view: bool | None) -> str | None:
+    """Run a `LiveSystem` to its end with the live terminal view; Ctrl-C / SIGTERM stop it cleanly.
+
+    Returns the name of the signal that stopped the run (``"SIGINT"``, ``"SIGTERM"``), or None.
+    """
     from rich.live import Live
 
     engine = system.engine
@@ -169,7 +182,7 @@ def run_with_view(system, view: bool | None) -> None:
         if display is not None:
             display.update(system.stats.table(engine.version, extra))
 
-    with _stop_on_signals(system.stop_event), (display if display is not None else nullcontext()):
+    with _stop_on_signals(system.stop_event) as came, (display if display is not None else nullcontext()):
         summary = system.run(on_tick)
     err_console.print(summary.line(), soft_wrap=True)
     if summary.decisions == 0 and summary.refused:
@@ -177,6 +190,7 @@ def run_with_view(system, view: bool | None) -> None:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(summary.refused.items()))
         raise BcistreamError(f"no decisions: chunks were refused ({reasons}); the "
                              "events above say why and how to fix it")
+    return came[0] if came else None
 
 
 @app.command()

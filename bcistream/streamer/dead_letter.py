@@ -75,12 +75,18 @@ def dead_lettered_origins(bootstrap: str, kafka_config: dict[str, Any] | None, t
     found: set[tuple[str, int, int]] = set()
     consumer = None
     try:
-        consumer = KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=None))
+        cfg = consumer_config(bootstrap, kafka_config, group_id=None)
+        # Read in the engine's poll: a broker gone since the assignment must not hold it for the
+        # client's 30 s bootstrap wait.
+        cfg["bootstrap_timeout_ms"] = min(int(cfg.get("bootstrap_timeout_ms", 30000)), int(wait_s * 1000))
+        consumer = KafkaConsumer(**cfg)
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
             return found
         consumer.assign(tps)
-        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        ms = max(1, int(wait_s * 1000))
+        begins = consumer.beginning_offsets(tps, timeout_ms=ms)
+        ends = consumer.end_offsets(tps, timeout_ms=ms)
         for tp in tps:
             consumer.seek(tp, max(int(begins.get(tp, 0)), int(ends.get(tp, 0)) - tail))
         deadline = time.monotonic() + wait_s

@@ -31,7 +31,7 @@ from typing import Any
 
 from bcistream.realtime.events import EngineEvent
 
-__all__ = ["FetchWatch", "poll_in_slices"]
+__all__ = ["BrokerProbe", "FetchWatch", "poll_in_slices"]
 
 
 def poll_in_slices(consumer: Any, timeout_s: float, slice_ms: int | None = None) -> dict:
@@ -174,3 +174,76 @@ class FetchWatch:
                   f"recreated or lost its tail" + (f"; reading again from offset {to}" if to is not None
                                                    else ""))
         return [EngineEvent("log_truncated", None, pos - high, "position-past-end", detail)]
+
+
+class BrokerProbe:
+    """Says when the broker stops answering, and when it answers again, while no data comes.
+
+    kafka-python retries a lost broker by itself and only logs it; without this a run whose broker
+    went away ended with ``events: none`` and no data. After ``idle_s`` without a record, one
+    end-offsets request (``timeout_s``) asks the broker about the owned partitions (or partition 0
+    of ``topic`` while none is owned), again every ``idle_s`` while nothing comes.
+
+    Parameters
+    ----------
+    consumer : kafka.KafkaConsumer
+    topic : str
+        The data topic (asked about while no partition is owned).
+    idle_s : float
+        Seconds without data before a probe, and between probes.
+    timeout_s : float
+        How long a probe waits for the answer (the poll loop waits with it).
+    clock : callable
+        Monotonic clock (injectable for tests).
+    """
+
+    def __init__(self, consumer: Any, topic: str, idle_s: float = 2.0, timeout_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.idle_s = float(idle_s)
+        self.timeout_s = float(timeout_s)
+        self._clock = clock
+        self._quiet_since = clock()
+        self._down_since: float | None = None
+
+    def check(self, got_data: bool, owned: set) -> list[EngineEvent]:
+        """Events for this poll: ``broker_unreachable`` once per outage, then ``broker_back``."""
+        now = self._clock()
+        if not got_data and now - self._quiet_since < self.idle_s:
+            return []
+        answered = True if got_data else self._answers(owned)
+        self._quiet_since = now
+        if answered is None:
+            return []
+        if not answered:
+            if self._down_since is not None:
+                return []
+            self._down_since = now
+            return [EngineEvent("broker_unreachable", None, 0, "no-answer",
+                                f"the Kafka broker did not answer within {self.timeout_s:g} s: nothing "
+                                "is read while it is away; the run waits for it")]
+        if self._down_since is None:
+            return []
+        away, self._down_since = now - self._down_since, None
+        return [EngineEvent("broker_back", None, 0, "answered",
+                            f"the Kafka broker answers again (away for about {away:.0f} s)")]
+
+    def _answers(self, owned: set) -> bool | None:
+        """True: answered; False: no answer in time; None: cannot tell."""
+        from kafka import TopicPartition, errors
+
+        # NoBrokersAvailable is kafka-python 2's name for it (3 raises a timeout).
+        unanswered = tuple(getattr(errors, name) for name in
+                           ("KafkaTimeoutError", "KafkaConnectionError", "NoBrokersAvailable")
+                           if hasattr(errors, name))
+        tps = sorted(owned) or [TopicPartition(self.topic, 0)]
+        try:
+            self.consumer.end_offsets(tps, timeout_ms=max(1, int(self.timeout_s * 1000)))
+        except unanswered:
+            return False
+        except errors.KafkaError:  # an answer (say, a topic not there yet): the broker is up
+            return True
+        except Exception:  # noqa: BLE001 - no judgement from a client quirk
+            return None
+        return True

@@ -138,8 +138,13 @@ class MarkerFeed:
                 return
             self._checked = now
             from kafka import TopicPartition
+            from kafka.errors import KafkaError
 
-            parts = self.consumer.partitions_for_topic(self.topic)
+            try:
+                parts = self.consumer.partitions_for_topic(self.topic)
+            except KafkaError as exc:  # the broker is away: look again at a later poll
+                log.debug("marker topic metadata unavailable: %s", exc)
+                return
             if not parts:
                 return
             self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(parts)])

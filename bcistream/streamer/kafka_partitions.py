@@ -48,7 +48,10 @@ class PartitionBook:
     stats : KafkaSourceStats
         ``commits``, ``commit_failures`` and the ``assigned`` entries of ``events`` go here.
     events : EventQueue
-        Receives an ``assigned`` event per partition rewound for warm-up.
+        Receives an ``assigned`` event per partition rewound for warm-up, and a
+        ``broker_unreachable`` event when the broker does not answer for their offsets.
+    commit_timeout_s : float
+        How long a commit waits for the broker before it is left for the next poll.
 
     Attributes
     ----------
@@ -59,8 +62,10 @@ class PartitionBook:
         warm-up data (their decisions and dead letters were the previous owner's).
     """
 
-    def __init__(self, consumer: Any, stats: KafkaSourceStats, events: EventQueue) -> None:
+    def __init__(self, consumer: Any, stats: KafkaSourceStats, events: EventQueue,
+                 commit_timeout_s: float = 2.0) -> None:
         self.consumer = consumer
+        self.commit_timeout_s = float(commit_timeout_s)
         self.stats = stats
         self.events = events
         self.owned: set = set()
@@ -68,6 +73,7 @@ class PartitionBook:
         self._new: set = set()
         self._offsets: dict[Any, int] = {}
         self._committed: dict[Any, int] = {}
+        self._positioning_failed = False  # said once per outage (a broker_unreachable event)
 
     # -- rebalance callbacks (called from inside consumer.poll) ------------------------------------
     def revoke(self, revoked: set) -> None:
@@ -90,15 +96,38 @@ class PartitionBook:
         new, self._new = self._new, set()
         return new
 
-    def rewind(self, new: set, fetched: dict, warmup_messages: int) -> None:
+    def rewind(self, new: set, fetched: dict, warmup_messages: int, timeout_s: float = 2.0) -> bool:
         """Seek ``new`` partitions ``warmup_messages`` before their committed offset.
 
         A partition without a committed offset is sent back to the first record ``fetched`` of it
         (if any), so that those records are read again after the assignment.
+
+        Returns False when the broker did not answer within ``timeout_s`` (it went away just after
+        the assignment): nothing is positioned, the ``fetched`` records are to be read again (a
+        local seek back) and the partitions are handed out by the next `take_new` to try again.
         """
-        begin = self.consumer.beginning_offsets(list(new))
+        from kafka.errors import KafkaError
+
+        ms = max(1, int(timeout_s * 1000))
+        try:
+            begin = self.consumer.beginning_offsets(list(new), timeout_ms=ms)
+            committed = {tp: self.consumer.committed(tp, timeout_ms=ms) for tp in new}
+        except KafkaError as exc:
+            for tp in new:
+                if fetched.get(tp):
+                    self.consumer.seek(tp, fetched[tp][0].offset)
+            self._new |= new & self.owned
+            if not self._positioning_failed:
+                self._positioning_failed = True
+                names = ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in new))
+                self.events.append(EngineEvent(
+                    "broker_unreachable", None, len(new), "positioning",
+                    f"the broker did not answer for the offsets of {names} ({type(exc).__name__}): "
+                    "nothing is read from them until it does; trying again at every poll"))
+            return False
+        self._positioning_failed = False
         for tp in new:
-            meta = self.consumer.committed(tp)
+            meta = committed[tp]
             if meta is None:
                 if fetched.get(tp):
                     self.consumer.seek(tp, fetched[tp][0].offset)
@@ -111,6 +140,7 @@ class PartitionBook:
             self.events.append(EngineEvent("assigned", None, int(meta) - start, "rebalance",
                                            f"{tp.topic}[{tp.partition}] assigned at committed offset "
                                            f"{int(meta)}; re-reading {int(meta) - start} messages"))
+        return True
 
     def mark_read(self, tp: Any, next_offset: int) -> None:
         """Partition ``tp`` has been polled up to (not including) ``next_offset``."""
@@ -122,7 +152,7 @@ class PartitionBook:
 
     def commit(self, point: dict) -> None:
         """Commit offsets of ``point`` (only partitions still owned and advanced)."""
-        from kafka.errors import CommitFailedError, KafkaError
+        from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
         from kafka.structs import OffsetAndMetadata
 
         todo = {tp: off for tp, off in (point or {}).items()
@@ -130,7 +160,14 @@ class PartitionBook:
         if not todo:
             return
         try:
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in todo.items()})
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in todo.items()},
+                                 timeout_ms=max(1, int(self.commit_timeout_s * 1000)))
+        except KafkaTimeoutError:
+            # The broker is away: the commit is tried again after the next poll (a stop waits for
+            # no broker). Data read since the last commit is re-read if the run ends first.
+            self.stats.commit_failures += 1
+            log.debug("offset commit timed out; trying again after the next poll")
+            return
         except (CommitFailedError, KafkaError) as exc:
             # A rebalance took the partitions: the new owner re-reads from the last commit.
             self.stats.commit_failures += 1

@@ -11,6 +11,8 @@ Both consumers are watched (`FetchWatch`): their lag per partition is kept for t
 consumer that is behind and does not move for ``stall_s`` is re-fetched with a longer fetch wait,
 and a position past the end of the log (topic recreated, broker lost its tail) goes back to the
 start of the log (the engine drops samples it has seen, `MarkerBook` drops markers it has taken).
+A broker that stops answering while no data comes is said once (`BrokerProbe`), and again when it
+is back; the broker calls of a poll have bounded waits, so a run still stops on time without it.
 Every such case, and every dead letter, is an `EngineEvent` in `KafkaSource.events`.
 
 The work is split by job: `PartitionBook` (rebalances, warm-up seeks, commits), `ChunkIntake`
@@ -30,7 +32,7 @@ from bcistream.realtime.records import Decision
 from bcistream.streamer.dead_letter import DeadLetter, Rejections
 from bcistream.streamer.kafka_chunks import ChunkIntake, coalesce
 from bcistream.streamer.kafka_config import consumer_config, producer_config
-from bcistream.streamer.kafka_health import FetchWatch, poll_in_slices
+from bcistream.streamer.kafka_health import BrokerProbe, FetchWatch, poll_in_slices
 from bcistream.streamer.kafka_markers import MarkerBook, MarkerFeed
 from bcistream.streamer.kafka_partitions import PartitionBook, rebalance_listener
 from bcistream.streamer.kafka_stats import KafkaSourceStats
@@ -122,6 +124,7 @@ class KafkaSource:
         self._note(self._topics.start())
         self._consumer.subscribe([topic], listener=rebalance_listener(self._revoked, self._assigned))
         self._watch = FetchWatch(self._consumer, stall_s=stall_s, on_truncated=self._log_start)
+        self._probe = BrokerProbe(self._consumer, topic)
         markers = (KafkaConsumer(**consumer_config(bootstrap, kafka_config, group_id=None))
                    if markers_topic else None)
         self._dead = DeadLetter(KafkaProducer(**producer_config(bootstrap, kafka_config)),
@@ -154,12 +157,14 @@ class KafkaSource:
         """Seek newly assigned partitions back for warm-up; return them (their fetched data is stale).
 
         Records fetched in the same poll as the assignment are dropped and re-read after the seek.
+        A broker that does not answer for the offsets (it went away just after the assignment)
+        leaves them unpositioned until a later poll (`PartitionBook.rewind`): still stale.
         """
         new = self._partitions.take_new()
         if not new:
             return set()
-        self._rejections.learn(new)
-        self._partitions.rewind(new, fetched, self.warmup_messages)
+        if self._partitions.rewind(new, fetched, self.warmup_messages):
+            self._rejections.learn(new)  # the broker answers: read back the letters sent for them
         return new
 
     # -- watches -----------------------------------------------------------------------------------
@@ -204,6 +209,7 @@ class KafkaSource:
             got = poll_in_slices(self._consumer, timeout)
         stale = self._start_partitions(got)
         self._note(self._watch.check())
+        self._note(self._probe.check(bool(got), self._partitions.owned))
         self._note(self._topics.check())
         batch = Batch()
         arrival = time.monotonic()

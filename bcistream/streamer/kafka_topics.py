@@ -21,9 +21,41 @@ from typing import Any
 
 from bcistream.realtime.events import EngineEvent
 
-__all__ = ["TopicCheck", "unread_events"]
+__all__ = ["TopicCheck", "create_topics", "unread_events"]
 
 log = logging.getLogger(__name__)
+
+
+def create_topics(bootstrap: str, topics: dict[str, int], kafka_config: dict[str, Any] | None = None) -> None:
+    """Create ``topics`` (name -> partitions, replication 1) on the broker; existing ones are kept.
+
+    Parameters
+    ----------
+    bootstrap : str
+        Bootstrap servers.
+    topics : dict
+        Topic name -> number of partitions.
+    kafka_config : dict, optional
+        Extra kafka-python client settings (security, ...).
+
+    Raises
+    ------
+    kafka.errors.KafkaError
+        The broker refused (other than "already exists") or did not answer in 10 s.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **(kafka_config or {}))
+    try:
+        for name, n in topics.items():  # one by one: one that exists does not stop the others
+            try:
+                admin.create_topics([NewTopic(name, n, 1)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
 
 
 class TopicCheck:

@@ -81,6 +81,9 @@ class LocalBroker:
             [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", self.storage],
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+            # Its own session: a Ctrl-C in the terminal stops the clients first; the broker is
+            # stopped by its owner (`stop`), not killed under clients still talking to it.
+            start_new_session=True,
         )
         wait_port(self.port, proc=self.proc)
         return self
@@ -100,19 +103,10 @@ class LocalBroker:
         return Path(self._log.name).read_text(errors="replace")
 
     def create_topics(self, topics: dict[str, int]) -> None:
-        """Create topics (name -> partitions) and wait until their metadata is visible."""
-        from kafka import KafkaAdminClient
-        from kafka.admin import NewTopic
-        from kafka.errors import TopicAlreadyExistsError
+        """Create topics (name -> partitions) on this broker (`kafka_topics.create_topics`)."""
+        from bcistream.streamer.kafka_topics import create_topics
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
-        try:
-            try:
-                admin.create_topics([NewTopic(name, n, 1) for name, n in topics.items()])
-            except TopicAlreadyExistsError:
-                pass
-        finally:
-            admin.close()
+        create_topics(self.bootstrap, topics)
 
     def __enter__(self) -> LocalBroker:
         return self.start()

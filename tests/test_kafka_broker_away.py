@@ -1,0 +1,134 @@
+"""A Kafka broker that goes away during a run: said (events), bounded (the run stops on time), and
+a few log lines rather than a screen of kafka-python's reconnect errors. Real broker (tansu).
+
+Before: a broker gone just after the group join crashed the run (``internal error
+(KafkaTimeoutError): Failed to get offsets by timestamps``) after 30 s; gone later, the run ended
+with ``events: none`` and exit 0; the reconnect loop logged ~130 lines in 30 s, some with tracebacks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bcistream.realtime.events import EventQueue
+from bcistream.streamer.kafka_health import BrokerProbe
+from bcistream.streamer.kafka_partitions import PartitionBook
+from bcistream.streamer.kafka_stats import KafkaSourceStats
+from tests.helpers import wait_until
+from tests.kafka_broker import KafkaBroker, unique
+
+pytestmark = pytest.mark.slow
+
+
+def _joined_consumer(broker, topic):
+    """A group consumer that owns ``topic``'s partition (polled with long waits: it joins)."""
+    from kafka import KafkaConsumer
+
+    from bcistream.streamer.kafka_config import consumer_config
+
+    consumer = KafkaConsumer(**consumer_config(broker.bootstrap, {"bootstrap_timeout_ms": 2000},
+                                               group_id=unique("g")))
+    consumer.subscribe([topic])
+    wait_until(lambda: consumer.poll(timeout_ms=500) is not None and consumer.assignment(), timeout=60,
+               what="the group join")
+    return consumer
+
+
+def test_positioning_and_commit_wait_a_bounded_time_for_a_gone_broker():
+    from kafka import TopicPartition
+
+    with KafkaBroker() as broker:
+        topic = unique("away")
+        broker.create_topics({topic: 1})
+        consumer = _joined_consumer(broker, topic)
+        try:
+            events = EventQueue()
+            book = PartitionBook(consumer, KafkaSourceStats(), events, commit_timeout_s=0.5)
+            tp = TopicPartition(topic, 0)
+            book.assign({tp})
+            broker.stop()
+            start = time.monotonic()
+            assert book.rewind(book.take_new(), {}, 10, timeout_s=0.5) is False
+            assert book.take_new() == {tp}  # handed out again: the next poll tries again
+            book.mark_read(tp, 5)
+            book.commit(book.resume_point())
+            took = time.monotonic() - start
+            assert book.stats.commit_failures == 1 and book.stats.commits == 0
+            (ev,) = events.drain()
+            assert ev.kind == "broker_unreachable" and ev.reason == "positioning" and topic in ev.detail
+            # Bounded: kafka-python's default is to wait 30 s (offsets) and for ever (commit).
+            assert took < 20, took
+        finally:
+            consumer.close(autocommit=False)
+
+
+def test_probe_says_unreachable_once_and_back_once():
+    broker = KafkaBroker().start()
+    try:
+        topic = unique("probe")
+        broker.create_topics({topic: 1})
+        consumer = _joined_consumer(broker, topic)
+        probe = BrokerProbe(consumer, topic, idle_s=0.0, timeout_s=0.5)
+        try:
+            owned = set(consumer.assignment())
+            assert probe.check(False, owned) == []  # answers: nothing to say
+            broker.stop()
+            kinds = [e.kind for _ in range(3) for e in probe.check(False, owned)]
+            assert kinds == ["broker_unreachable"]  # once per outage
+            broker.start()  # same port; memory storage: the topic is gone, which is an answer too
+            back = wait_until(lambda: probe.check(False, owned), timeout=60, what="the broker back")
+            assert [e.kind for e in back] == ["broker_back"]
+            assert probe.check(True, owned) == []
+        finally:
+            consumer.close(autocommit=False)
+    finally:
+        broker.stop()
+
+
+@pytest.mark.timeout(240)
+def test_a_run_whose_broker_goes_away_says_so_and_stops_on_time(stream_setup, tmp_path):
+    from bcistream.replay import replay
+    from bcistream.replay.player import KafkaTarget
+
+    broker = KafkaBroker().start()
+    try:
+        raw, markers = unique("gone"), unique("gone.m")
+        target = KafkaTarget(broker.bootstrap, "s1", stream_setup.recording.sfreq, raw, markers)
+        try:
+            replay(stream_setup.recording, target, speed=None, chunk=25)
+        finally:
+            target.close()
+        out_file = tmp_path / "d.jsonl"
+        env = {**os.environ, "BCISTREAM_HOME": str(tmp_path / "home")}
+        env.pop("BCISTREAM_LOG_LEVEL", None)
+        env.pop("BCISTREAM_DEBUG", None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bcistream", "run", "--from", f"kafka:{raw}", "--markers-topic", markers,
+             "--model", str(stream_setup.model_dir), "--bootstrap", broker.bootstrap, "--group", unique("g"),
+             "--no-view", "--updates-topic", "", "--duration", "40", "--to", f"jsonl:{out_file}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            # Live: decisions are being written. Then the broker goes away for the rest of the run.
+            wait_until(lambda: proc.poll() is not None or (out_file.exists() and out_file.stat().st_size),
+                       timeout=120, what="the first decisions")
+            assert proc.poll() is None
+            broker.stop()
+            _, err = proc.communicate(timeout=150)  # stops at --duration: no call waits for the broker
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    finally:
+        broker.stop()
+    assert proc.returncode == 0, err[-3000:]
+    summary = [ln for ln in err.splitlines() if "decisions from" in ln][-1]
+    assert "broker_unreachable 1" in summary, err[-3000:]
+    assert "broker_unreachable (no-answer): the Kafka broker did not answer" in err
+    kafka_lines = [ln for ln in err.splitlines() if " kafka." in ln]
+    assert kafka_lines, err[-3000:]  # the client's cause is still said ...
+    assert len(kafka_lines) <= 16, "\n".join(kafka_lines)  # ... once per kind, not per reconnect
+    assert "Traceback" not in err and "internal error" not in err
