@@ -132,3 +132,28 @@ def test_a_run_whose_broker_goes_away_says_so_and_stops_on_time(stream_setup, tm
     assert kafka_lines, err[-3000:]  # the client's cause is still said ...
     assert len(kafka_lines) <= 16, "\n".join(kafka_lines)  # ... once per kind, not per reconnect
     assert "Traceback" not in err and "internal error" not in err
+
+
+def test_a_producer_the_restarted_broker_forgot_is_told_in_words():
+    """`replay --to kafka` across a restart of a broker without durable storage ended with
+    `Kafka refused 20 message(s): [Error 59] UnknownProducerIdError: None`."""
+    import numpy as np
+
+    from bcistream.errors import BcistreamError
+    from bcistream.streamer.kafka_sink import KafkaChunkProducer
+
+    with KafkaBroker() as broker:
+        raw = unique("forgot")
+        broker.create_topics({raw: 1, f"{raw}.m": 1})
+        prod = KafkaChunkProducer(broker.bootstrap, raw, f"{raw}.m")
+        data = np.zeros((22, 25), dtype=np.float32)
+        try:
+            prod.send_chunk("s", data, 250.0, 0, 0.0)
+            prod.flush()
+            broker.restart()  # memory storage: the producer's id is gone with the rest
+            prod.send_chunk("s", data, 250.0, 25, 0.1)
+            forgot = r"UnknownProducerIdError.*the broker has forgotten this producer \(restarted without"
+            with pytest.raises(BcistreamError, match=forgot):
+                prod.flush()
+        finally:
+            prod.producer.close(timeout=1)

@@ -53,7 +53,7 @@ def test_a_run_stopped_before_the_end_of_the_topic_says_how_much_it_left_unread(
     assert code == 0
     last = [line for line in err.splitlines() if "decided cues" in line][-1]
     found = re.search(rf"stopped with (\d+) messages unread on {re.escape(raw)} \(lag\); their cues "
-                      r"are not counted", last)
+                      r"are not decided", last)
     assert found, last
     assert 0 < int(found.group(1)) < total
     assert "unread 1" in last  # in the events of the summary too
@@ -127,3 +127,55 @@ def test_cues_pending_when_the_run_is_stopped_are_lost_as_run_stopped():
     assert ("cue_lost", "stream-ended") not in monitor.counts
     (ev,) = [e for e in monitor.recent if e.kind == "cue_lost"]
     assert "the run stopped" in ev.detail
+
+
+@pytest.mark.timeout(120)
+def test_two_missing_topics_are_one_line_naming_each_with_its_option(kafka_broker):
+    """Both named: the run's log shows one line per kind at a time, so two events hid the data
+    topic's (a typo in --from was reported as a marker-topic problem)."""
+    typo, markers = unique("eeg.rwa"), unique("eeg.markers")
+    source = KafkaSource(kafka_broker.bootstrap, typo, group=unique("g"), markers_topic=markers,
+                         topic_wait_s=60.0)
+    try:
+        (event,) = [e for e in source.events.drain() if e.kind == "topic_missing"]
+    finally:
+        source.close()
+    assert f"topic '{typo}' does not exist (yet) (check --from kafka:TOPIC)" in event.detail
+    assert f"topic '{markers}' does not exist (yet) (check --markers-topic)" in event.detail
+
+
+@pytest.mark.timeout(120)
+def test_an_empty_data_topic_is_said_but_an_empty_marker_topic_is_not(kafka_broker):
+    """The same typo twice: the first run's subscription created the topic, empty, and the second
+    run said nothing at all (events: none, exit 0)."""
+    typo, markers = unique("eeg.rwb"), unique("eeg.markers")
+    kafka_broker.create_topics({typo: 1, markers: 1})  # both exist, both empty
+    source = KafkaSource(kafka_broker.bootstrap, typo, group=unique("g"), markers_topic=markers,
+                         topic_wait_s=1.0)
+    try:
+        assert not [e for e in source.events.drain() if e.kind == "topic_missing"]  # they exist
+        deadline, said = time.monotonic() + 30, []
+        while not said and time.monotonic() < deadline:
+            source.poll(0.1)
+            said = [e for e in source.events.drain() if e.kind == "topic_missing"]
+    finally:
+        source.close()
+    (event,) = said
+    assert f"topic '{typo}' holds no message" in event.detail and "check --from kafka:TOPIC" in event.detail
+    assert markers not in event.detail  # no cue yet is normal for a marker topic
+
+
+@pytest.mark.timeout(120)
+def test_replay_makes_its_topics_before_the_first_cue(kafka_broker, stream_setup):
+    """The marker topic appeared only with the first cue (a minute into a 2a session): an engine
+    started meanwhile warned that it was missing."""
+    from kafka import KafkaConsumer
+
+    raw, markers = unique("mk"), unique("mk.m")
+    target = KafkaTarget(kafka_broker.bootstrap, "s1", stream_setup.recording.sfreq, raw, markers)
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
+    try:
+        assert {raw, markers} <= set(consumer.topics())
+    finally:
+        consumer.close()
+        target.close()

@@ -27,7 +27,7 @@ __all__ = ["app", "main"]
 
 # Command modules register on `app` when imported; this order is the order of `bcistream --help`.
 _COMMAND_MODULES = ("data_cmds", "demo_cmds", "stream_cmds", "train_cmds", "retrain_cmds", "serve_cmds",
-                    "k8s_cmds")
+                    "broker_cmds", "k8s_cmds")
 for _module in _COMMAND_MODULES:
     importlib.import_module(f"bcistream.cli.{_module}")
 tidy_help()  # plain-text help for every command just registered

@@ -85,8 +85,8 @@ def next_hint(transport: str, base: str, name: str, replay_file: Path, bootstrap
         servers = f" --bootstrap {bootstrap}" if bootstrap else ""
         go_on = (f"bcistream replay {file} --to kafka{servers} --name amp1 --loop; "
                  f"bcistream run --from kafka:eeg.raw{servers} --model {model} --to stdout")
-        where = "README: Kafka" + ("" if bootstrap else "; a broker at BCISTREAM_KAFKA_BOOTSTRAP, the "
-                                   "demo's own broker has stopped")
+        where = "README: Kafka" + ("" if bootstrap else "; the demo's own broker has stopped: start one "
+                                   "with bcistream broker, or set BCISTREAM_KAFKA_BOOTSTRAP")
     else:
         go_on = (f"bcistream replay {file} --to lsl --name amp1 --loop; "
                  f"bcistream run --from lsl:amp1 --model {model} --to stdout")

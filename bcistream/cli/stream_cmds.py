@@ -219,7 +219,8 @@ def run(
                                               "microvolts. Default: the profile's units, else the first "
                                               "second of each stream is checked.")] = None,
     view: Annotated[bool | None, typer.Option(help="Live terminal view (default: on a terminal).")] = None,
-    max_decisions: Annotated[int | None, typer.Option(help="Stop after this many decisions.")] = None,
+    max_decisions: Annotated[int | None, typer.Option(
+        help="Stop once this many decisions are made (the batch reaching it is published whole).")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
     idle_exit: Annotated[float | None, typer.Option(help="Stop after this many seconds without "
                                                          "samples (once data has arrived).")] = None,

@@ -41,6 +41,8 @@ class LiveConfig(BaseModel):
         Serve Prometheus ``/metrics`` on this port (0: a free port, see `LiveSystem.metrics_url`).
     max_decisions, duration, idle_exit : optional
         Stop after this many decisions / seconds / seconds without new samples (once data came).
+        The decisions of the poll that reaches ``max_decisions`` are all published (a batch is
+        never cut), so a run may end a little past it.
     tracking_uri : str or None
         MLflow tracking URI (default: `bcistream.settings.Settings.mlflow_uri`).
     record, record_store, record_preroll

@@ -54,8 +54,9 @@ class LiveSummary:
 
     def line(self) -> str:
         """One line for people."""
-        return (f"{self.decisions} decisions from {self.streams} stream(s); latency p50 "
-                f"{self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms; {self.coverage}; "
+        latency = ("no latency (no decision)" if self.decisions == 0 else
+                   f"latency p50 {self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms")
+        return (f"{self.decisions} decisions from {self.streams} stream(s); {latency}; {self.coverage}; "
                 f"{self.events}"
                 + ("" if self.cue_accuracy is None
                    else f"; cue accuracy {self.cue_accuracy:.1%} of {self.cue_trials} labelled cues"))

@@ -69,7 +69,7 @@ class Coverage:
 
     def line(self) -> str:
         """``decided cues 67/67, decoded samples 166481/166481`` (then what was left unread, if any:
-        ``; stopped with 5032 messages unread on eeg.raw (lag); their cues are not counted``)."""
+        ``; stopped with 5032 messages unread on eeg.raw (lag); their cues are not decided``)."""
         return (f"decided cues {self.cues_decided}/{self.cues_seen - self.cues_ignored}, decoded samples "
                 f"{self.samples_decoded}/{self.samples_received}"
                 + "".join(f"; {text}" for text in self.unread))

@@ -7,6 +7,7 @@ markers topic, both keyed by the stream id). Samples are sent in the profile's c
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from bcistream.replay.pacing import Pacer
 from bcistream.streamer.lsl_source import MARKER_SUFFIX
 
 __all__ = ["BEHIND_FRACTION", "BEHIND_S", "KafkaTarget", "LslTarget", "ReplayStats", "Target", "replay"]
+
+log = logging.getLogger(__name__)
 
 #: A replay has fallen behind the pace asked once a chunk leaves this many wall-clock seconds late
 #: AND this fraction of the time so far late (its speed is then <= 95 % of the speed asked).
@@ -231,6 +234,21 @@ class LslTarget:
         self.markers = None
 
 
+def _make_topics(bootstrap: str, topics: list[str], kafka_config: dict[str, Any] | None) -> None:
+    """Create the topics now (one partition each; existing ones are kept), best effort.
+
+    A broker creates a topic at its first message otherwise: the marker topic only at the first
+    cue, which is a minute into a BCI IV 2a session, and an engine started meanwhile warns that the
+    topic is missing. A broker that refuses (no auto-creation rights) gets the messages as before.
+    """
+    from bcistream.streamer.kafka_topics import create_topics
+
+    try:
+        create_topics(bootstrap, {t: 1 for t in topics if t}, kafka_config)
+    except Exception as exc:  # noqa: BLE001 - the producer's own errors say more if it matters
+        log.debug("could not create %s: %s", topics, exc)
+
+
 class KafkaTarget:
     """Chunks (wire format) and JSON cue markers to Kafka, keyed by ``stream_id``."""
 
@@ -245,6 +263,7 @@ class KafkaTarget:
         self.sfreq = sfreq
         # A fresh session id per run (a replay is a new producer run) and the samples' unit.
         self.producer = KafkaChunkProducer(bootstrap, topic, markers_topic, kafka_config, units="volts")
+        _make_topics(bootstrap, [topic, markers_topic], kafka_config)
 
     def clock(self) -> float:
         """Wall clock (Kafka consumers elsewhere share no LSL clock)."""

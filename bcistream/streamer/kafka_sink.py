@@ -15,6 +15,21 @@ from bcistream.streamer.wire import encode_chunk, encode_marker, new_session
 __all__ = ["KafkaChunkProducer", "KafkaDecisionSink"]
 
 
+#: What a refusal means when the client's own name for it says nothing to a user.
+_REFUSALS = {
+    # The idempotent producer's id and sequence numbers live on the broker; a broker restarted
+    # without durable storage (the bundled one by default) has forgotten them.
+    "UnknownProducerIdError": "the broker has forgotten this producer (restarted without durable "
+                              "storage?); the messages were not written — send them again",
+    "OutOfOrderSequenceNumberError": "the broker lost messages this producer sent before (restarted "
+                                     "without durable storage?); send them again",
+}
+
+
+def _why(name: str) -> str:
+    return f" — {_REFUSALS[name]}" if name in _REFUSALS else ""
+
+
 class _Producer:
     def __init__(self, bootstrap: str, kafka_config: dict[str, Any] | None, **overrides: Any) -> None:
         from kafka import KafkaProducer
@@ -31,7 +46,8 @@ class _Producer:
         futures, self._futures = self._futures, []
         failed = [f.exception for f in futures if f.failed()]
         if failed:
-            raise BcistreamError(f"Kafka refused {len(failed)} message(s): {failed[0]}")
+            raise BcistreamError(f"Kafka refused {len(failed)} message(s): {failed[0]}"
+                                 + _why(type(failed[0]).__name__))
 
     def close(self) -> None:
         """Flush and close."""

@@ -120,7 +120,7 @@ class KafkaSource:
         # Before subscribing: subscribing makes an auto-creating broker create a missing topic.
         self._topics = TopicCheck(self._consumer, bootstrap,
                                   {topic: "--from kafka:TOPIC", markers_topic or "": "--markers-topic"},
-                                  wait_s=topic_wait_s)
+                                  wait_s=topic_wait_s, empty_ok={markers_topic or ""})
         self._note(self._topics.start())
         self._consumer.subscribe([topic], listener=rebalance_listener(self._revoked, self._assigned))
         self._watch = FetchWatch(self._consumer, stall_s=stall_s, on_truncated=self._log_start)

@@ -70,19 +70,28 @@ class TopicCheck:
     topics : dict
         Topic name -> the option that names it (``"--from"``, ``"--markers-topic"``).
     wait_s : float
-        When to look again at topics that were missing.
+        When to look again at topics that were missing (or empty).
     clock : callable
         Monotonic clock (injectable for tests).
+    empty_ok : set of str
+        Topics that may stay empty (a marker topic before the first cue). Any other topic that
+        exists but holds no message at the start is looked at again too: a typo that an earlier
+        run's subscription created is otherwise silent.
+
+    Each look yields at most one event, naming every topic concerned (the run's event log shows
+    one line per kind at a time: a second event would hide the first).
     """
 
     def __init__(self, consumer: Any, bootstrap: str, topics: dict[str, str], wait_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, empty_ok: set[str] | None = None) -> None:
         self.consumer = consumer
         self.bootstrap = bootstrap
         self.topics = {t: flag for t, flag in topics.items() if t}
         self.wait_s = float(wait_s)
         self._clock = clock
+        self.empty_ok = set(empty_ok or ())
         self.missing: set[str] = set()
+        self.empty: set[str] = set()
         self._again_at: float | None = None
 
     def _known(self) -> set[str] | None:
@@ -92,10 +101,18 @@ class TopicCheck:
             log.debug("topic list unavailable: %s", exc)
             return None
 
-    def _event(self, topic: str, what: str) -> EngineEvent:
-        return EngineEvent("topic_missing", None, 0, "no-topic",
-                           f"topic '{topic}' {what} on the broker at {self.bootstrap}: waiting for it; "
-                           f"check {self.topics[topic]}")
+    def _event(self, said: list[tuple[str, str]]) -> list[EngineEvent]:
+        """One event for ``(topic, what)`` pairs (none for none)."""
+        if not said:
+            return []
+        where = f"on the broker at {self.bootstrap}"
+        if len(said) == 1:
+            (topic, what), = said
+            text = f"topic '{topic}' {what} {where}: waiting for it; check {self.topics[topic]}"
+        else:
+            text = "; ".join(f"topic '{t}' {what} (check {self.topics[t]})" for t, what in said)
+            text = f"{text} — {where}: waiting for them"
+        return [EngineEvent("topic_missing", None, 0, "no-topic", text)]
 
     def start(self) -> list[EngineEvent]:
         """Look the topics up (one metadata request for all topics, which creates none)."""
@@ -103,26 +120,32 @@ class TopicCheck:
         if known is None:
             return []
         self.missing = {t for t in self.topics if t not in known}
-        self._again_at = self._clock() + self.wait_s if self.missing else None
-        return [self._event(t, "does not exist (yet)") for t in sorted(self.missing)]
+        self.empty = {t for t in self.topics
+                      if t in known and t not in self.empty_ok and self._empty(t)}
+        self._again_at = self._clock() + self.wait_s if self.missing or self.empty else None
+        return self._event([(t, "does not exist (yet)") for t in sorted(self.missing)])
 
     def check(self) -> list[EngineEvent]:
-        """Once, ``wait_s`` after `start`: the missing topics that still do not exist or hold nothing."""
+        """Once, ``wait_s`` after `start`: the topics that still do not exist or hold nothing."""
         if self._again_at is None or self._clock() < self._again_at:
             return []
         self._again_at = None
         known = self._known()
         if known is None:
             return []
-        out = []
-        for topic in sorted(self.missing):
+        said = []
+        for topic in sorted(self.missing | self.empty):
             if topic not in known:
-                out.append(self._event(topic, f"still does not exist after {self.wait_s:g} s"))
-            elif self._empty(topic):
-                out.append(self._event(topic, f"did not exist at the start and after {self.wait_s:g} s "
-                                              "still holds no message (created empty by the "
-                                              "subscription; nothing was ever produced to it)"))
-        return out
+                said.append((topic, f"still does not exist after {self.wait_s:g} s"))
+            elif topic in self.missing and self._empty(topic):
+                said.append((topic, f"did not exist at the start and after {self.wait_s:g} s still "
+                                    "holds no message (created empty by the subscription; nothing was "
+                                    "ever produced to it)"))
+            elif topic in self.empty and self._empty(topic):
+                said.append((topic, f"holds no message (at the start and {self.wait_s:g} s later: "
+                                    "nothing was ever produced to it; a typo that an earlier run's "
+                                    "subscription created?)"))
+        return self._event(said)
 
     def _empty(self, topic: str) -> bool:
         from kafka import TopicPartition
@@ -154,5 +177,5 @@ def unread_events(lag: dict[str, int]) -> list[EngineEvent]:
         topic = name.rsplit("[", 1)[0]
         per_topic[topic] = per_topic.get(topic, 0) + max(int(n), 0)
     return [EngineEvent("unread", None, n, "lag", f"stopped with {n} messages unread on {topic} (lag); "
-                                                  "their cues are not counted")
+                                                  "their cues are not decided")
             for topic, n in sorted(per_topic.items()) if n > 0]

@@ -98,6 +98,11 @@ class LocalBroker:
         self.stop()
         self.start()
 
+    @property
+    def log_path(self) -> str:
+        """Path of the broker's output file."""
+        return self._log.name
+
     def log_text(self) -> str:
         """The broker's output so far (for failure messages)."""
         return Path(self._log.name).read_text(errors="replace")
