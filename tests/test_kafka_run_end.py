@@ -147,20 +147,28 @@ def test_two_missing_topics_are_one_line_naming_each_with_its_option(kafka_broke
 @pytest.mark.timeout(120)
 def test_an_empty_data_topic_is_said_but_an_empty_marker_topic_is_not(kafka_broker):
     """The same typo twice: the first run's subscription created the topic, empty, and the second
-    run said nothing at all (events: none, exit 0)."""
+    run said nothing at all (events: none, exit 0). Real broker; the check's clock is stepped."""
+    from kafka import KafkaConsumer
+
+    from bcistream.streamer.kafka_topics import TopicCheck
+
     typo, markers = unique("eeg.rwb"), unique("eeg.markers")
     kafka_broker.create_topics({typo: 1, markers: 1})  # both exist, both empty
-    source = KafkaSource(kafka_broker.bootstrap, typo, group=unique("g"), markers_topic=markers,
-                         topic_wait_s=1.0)
+    now = [0.0]
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap)
     try:
-        assert not [e for e in source.events.drain() if e.kind == "topic_missing"]  # they exist
-        deadline, said = time.monotonic() + 30, []
-        while not said and time.monotonic() < deadline:
-            source.poll(0.1)
-            said = [e for e in source.events.drain() if e.kind == "topic_missing"]
+        check = TopicCheck(consumer, kafka_broker.bootstrap,
+                           {typo: "--from kafka:TOPIC", markers: "--markers-topic"}, wait_s=5.0,
+                           clock=lambda: now[0], empty_ok={markers}, empty_wait_s=30.0)
+        assert check.start() == []  # they exist
+        now[0] = 10.0
+        assert check.check() == []  # a producer started with the engine has time to send
+        now[0] = 31.0
+        (event,) = check.check()
+        now[0] = 100.0
+        assert check.check() == []  # once
     finally:
-        source.close()
-    (event,) = said
+        consumer.close()
     assert f"topic '{typo}' holds no message" in event.detail and "check --from kafka:TOPIC" in event.detail
     assert markers not in event.detail  # no cue yet is normal for a marker topic
 

@@ -76,14 +76,45 @@ def _bounded_registry_retries() -> Iterator[None]:
             os.environ.pop(key, None)
 
 
+@contextlib.contextmanager
+def _noting_interrupts() -> Iterator[list[int]]:
+    """While a command runs: Ctrl-C raises KeyboardInterrupt as usual and is noted in the list.
+
+    Only in the main thread, and only when Python's own handler is in place (a host that set its
+    own keeps it).
+    """
+    import signal
+    import threading
+
+    noted: list[int] = []
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield noted
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        noted.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield noted
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (also used by the console script)."""
     _setup_logging()
     debug = os.environ.get("BCISTREAM_DEBUG") == "1"
     err = sys.stderr
     try:
-        with _bounded_registry_retries():
+        with _bounded_registry_retries(), _noting_interrupts() as interrupted:
             result = app(args=argv, standalone_mode=False)
+        if interrupted and result == 130:
+            # typer turns a Ctrl-C into a silent exit code 130; say what happened.
+            err.write("interrupted\n")
+            return 130
     except (typer.Abort, click.exceptions.Abort):
         err.write("aborted\n")
         return 130

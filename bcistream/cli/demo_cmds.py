@@ -187,10 +187,28 @@ def demo(
             live.update(source=f"lsl:{stream}", resolve_timeout=30.0)
         # The replay stays a process of its own (liblsl outlets and inlets in one process can crash
         # it at teardown); the engine runs here, through the same app API as `bcistream run`.
-        replay_proc = subprocess.Popen(cmd, stdout=replay_log, stderr=subprocess.STDOUT)
+        def start_replay() -> subprocess.Popen:
+            return subprocess.Popen(cmd, stdout=replay_log, stderr=subprocess.STDOUT)
+
+        if transport != "kafka":  # the engine resolves the LSL stream when it starts
+            replay_proc = start_replay()
         with LiveSystem(live_config(**live), say=console.print, settings=cfg) as system:
-            stopped_by = run_with_view(system, view)
+
+            def replay_once_joined(_decisions: object) -> None:
+                # Over Kafka the replay starts once the engine owns its partition: started
+                # before, the session piled up during the group join and was decided as one
+                # backlog (a latency of the backlog, 80 ms at 60x, not of live decoding).
+                nonlocal replay_proc
+                owns = getattr(system.source, "assignment", None)
+                if replay_proc is None and owns is not None and owns():
+                    replay_proc = start_replay()
+
+            stopped_by = run_with_view(system, view,
+                                       on_tick=replay_once_joined if transport == "kafka" else None)
         if stopped_by is None:
+            if replay_proc is None:
+                raise BcistreamError("the engine never joined its Kafka consumer group, so the replay "
+                                     f"was not started; see the lines above and {report}")
             replay_proc.wait(timeout=60)
             for line in replay_warnings(report / "replay.log"):
                 console.print(line, markup=False, highlight=False, soft_wrap=True)

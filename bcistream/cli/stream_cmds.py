@@ -160,9 +160,11 @@ def live_config(**fields: object):
                                        for field, text in exc.problems)) from None
 
 
-def run_with_view(system, view: bool | None) -> str | None:
+def run_with_view(system, view: bool | None,
+                  on_tick: Callable[[list], None] | None = None) -> str | None:
     """Run a `LiveSystem` to its end with the live terminal view; Ctrl-C / SIGTERM stop it cleanly.
 
+    ``on_tick`` is called after every loop iteration with its decisions (after the view).
     Returns the name of the signal that stopped the run (``"SIGINT"``, ``"SIGTERM"``), or None.
     """
     from rich.live import Live
@@ -178,12 +180,14 @@ def run_with_view(system, view: bool | None) -> str | None:
     display = Live(system.stats.table(engine.version, extra), console=err_console, refresh_per_second=4,
                    transient=False) if show else None
 
-    def on_tick(_decisions) -> None:
+    def tick(decisions) -> None:
         if display is not None:
             display.update(system.stats.table(engine.version, extra))
+        if on_tick is not None:
+            on_tick(decisions)
 
     with _stop_on_signals(system.stop_event) as came, (display if display is not None else nullcontext()):
-        summary = system.run(on_tick)
+        summary = system.run(tick)
     err_console.print(summary.line(), soft_wrap=True)
     if summary.decisions == 0 and summary.refused:
         # Data came and was refused (units, channels, ...): the run failed, not an idle success.

@@ -81,7 +81,8 @@ class KafkaSource:
         marker topic (a ``markers_behind`` event when it does not).
     topic_wait_s : float
         A topic missing at the start (a ``topic_missing`` event) is looked up again this long
-        after; still missing or empty, a second event says so (`TopicCheck`).
+        after; still missing or empty, a second event says so (`TopicCheck`). A data topic that
+        exists but holds no message is looked at again after 30 s (or this, if longer).
     join_wait_s : float
         While the consumer joins its group (at the start and after every rebalance, when it owns
         no partition), one `poll` waits up to this long (or ``timeout``, if longer) for the join.
@@ -120,7 +121,8 @@ class KafkaSource:
         # Before subscribing: subscribing makes an auto-creating broker create a missing topic.
         self._topics = TopicCheck(self._consumer, bootstrap,
                                   {topic: "--from kafka:TOPIC", markers_topic or "": "--markers-topic"},
-                                  wait_s=topic_wait_s, empty_ok={markers_topic or ""})
+                                  wait_s=topic_wait_s, empty_ok={markers_topic or ""},
+                                  empty_wait_s=max(30.0, topic_wait_s))
         self._note(self._topics.start())
         self._consumer.subscribe([topic], listener=rebalance_listener(self._revoked, self._assigned))
         self._watch = FetchWatch(self._consumer, stall_s=stall_s, on_truncated=self._log_start)

@@ -75,21 +75,27 @@ class TopicCheck:
         Monotonic clock (injectable for tests).
     empty_ok : set of str
         Topics that may stay empty (a marker topic before the first cue). Any other topic that
-        exists but holds no message at the start is looked at again too: a typo that an earlier
-        run's subscription created is otherwise silent.
+        exists but holds no message at the start is looked at again ``empty_wait_s`` later: a
+        typo that an earlier run's subscription created is otherwise silent.
+    empty_wait_s : float
+        When to look again at topics that existed but were empty (longer than ``wait_s``: a
+        producer started with the engine takes a few seconds to send).
 
     Each look yields at most one event, naming every topic concerned (the run's event log shows
     one line per kind at a time: a second event would hide the first).
     """
 
     def __init__(self, consumer: Any, bootstrap: str, topics: dict[str, str], wait_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic, empty_ok: set[str] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, empty_ok: set[str] | None = None,
+                 empty_wait_s: float = 30.0) -> None:
         self.consumer = consumer
         self.bootstrap = bootstrap
         self.topics = {t: flag for t, flag in topics.items() if t}
         self.wait_s = float(wait_s)
         self._clock = clock
         self.empty_ok = set(empty_ok or ())
+        self.empty_wait_s = float(empty_wait_s)
+        self._empty_at: float | None = None
         self.missing: set[str] = set()
         self.empty: set[str] = set()
         self._again_at: float | None = None
@@ -122,19 +128,26 @@ class TopicCheck:
         self.missing = {t for t in self.topics if t not in known}
         self.empty = {t for t in self.topics
                       if t in known and t not in self.empty_ok and self._empty(t)}
-        self._again_at = self._clock() + self.wait_s if self.missing or self.empty else None
+        now = self._clock()
+        self._again_at = now + self.wait_s if self.missing else None
+        self._empty_at = now + self.empty_wait_s if self.empty else None
         return self._event([(t, "does not exist (yet)") for t in sorted(self.missing)])
 
     def check(self) -> list[EngineEvent]:
-        """Once, ``wait_s`` after `start`: the topics that still do not exist or hold nothing."""
-        if self._again_at is None or self._clock() < self._again_at:
+        """``wait_s`` after `start` the missing topics, ``empty_wait_s`` after it the empty ones, once:
+        those that still do not exist or hold nothing."""
+        now, due = self._clock(), set()
+        if self._again_at is not None and now >= self._again_at:
+            self._again_at, due = None, due | self.missing
+        if self._empty_at is not None and now >= self._empty_at:
+            self._empty_at, due = None, due | self.empty
+        if not due:
             return []
-        self._again_at = None
         known = self._known()
         if known is None:
             return []
         said = []
-        for topic in sorted(self.missing | self.empty):
+        for topic in sorted(due):
             if topic not in known:
                 said.append((topic, f"still does not exist after {self.wait_s:g} s"))
             elif topic in self.missing and self._empty(topic):
@@ -142,7 +155,7 @@ class TopicCheck:
                                     "holds no message (created empty by the subscription; nothing was "
                                     "ever produced to it)"))
             elif topic in self.empty and self._empty(topic):
-                said.append((topic, f"holds no message (at the start and {self.wait_s:g} s later: "
+                said.append((topic, f"holds no message (at the start and {self.empty_wait_s:g} s later: "
                                     "nothing was ever produced to it; a typo that an earlier run's "
                                     "subscription created?)"))
         return self._event(said)

@@ -163,7 +163,8 @@ def decode_chunk(value: bytes | bytearray | memoryview | None) -> WireChunk:
         raise WireError("empty message (tombstone)")
     n = len(value)
     if n < HEADER_V1.size:
-        raise WireError(f"message too short for the header: {n} < {HEADER_V1.size} bytes")
+        raise WireError(f"message too short for a header: {n} bytes (a version-{WIRE_VERSION} header is "
+                        f"{HEADER.size} bytes, version 1's {HEADER_V1.size})")
     magic, version = bytes(value[:4]), value[4]
     if magic != MAGIC:
         raise WireError(f"bad magic {magic!r} (expected {MAGIC!r})")
