@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
-
 import pytest
 
 from bcistream.cli import main
-from tests.helpers import wait_until
+from tests.helpers import CliProcess, wait_until
 from tests.kafka_broker import free_port, unique
 
 pytestmark = pytest.mark.slow
@@ -25,17 +19,9 @@ def test_broker_serves_kafka_until_ctrl_c(tmp_path):
     from bcistream.streamer.kafka_sink import KafkaChunkProducer
 
     port = free_port()
-    env = {**os.environ, "BCISTREAM_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bcistream", "broker", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        wait_until(lambda: any("Ctrl-C stops it" in ln for ln in lines) or proc.poll() is not None,
-                   timeout=60, what="the broker's ready line")
-        assert proc.poll() is None, "".join(lines)
-        assert f"at 127.0.0.1:{port}" in "".join(lines)
+    with CliProcess(["broker", "--port", str(port)], str(tmp_path / "home")) as broker:
+        broker.wait_for(lambda: "Ctrl-C stops it" in broker.out, timeout=60, what="the broker's ready line")
+        assert f"at 127.0.0.1:{port}" in broker.out
         topic = unique("cmd")
         prod = KafkaChunkProducer(f"127.0.0.1:{port}", topic, f"{topic}.m")
         prod.send_chunk("s", np.zeros((22, 25), dtype=np.float32), 250.0, 0, 0.0)
@@ -46,13 +32,8 @@ def test_broker_serves_kafka_until_ctrl_c(tmp_path):
         finally:
             consumer.close()
         assert sum(len(v) for v in got.values()) == 1
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=10)
+        code = broker.interrupt(timeout=30)
+    lines = broker.lines
     assert code == 0 and "broker stopped" in "".join(lines), "".join(lines)
     assert "Traceback" not in "".join(lines)
 

@@ -74,39 +74,20 @@ def test_demo_over_kafka_with_the_bundled_broker(tmp_path, monkeypatch, capsys):
 def test_ctrl_c_during_the_live_replay_says_interrupted_not_a_summary(tmp_path):
     """Ctrl-C in step 2 printed a summary of the part replayed so far, the cues not reached shown
     as lost, and exit 0: it read like the demo's result. Now: one line, exit 130, no summary."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import threading
-    import time
+    from tests.helpers import CliProcess
 
-    env = {**os.environ, "BCISTREAM_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bcistream", "demo", "--trials-per-class", "6",
-                             "--speed", "1", "--no-view", "--transport", "kafka"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)  # its own process group, as a terminal's job
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 300
+    home = tmp_path / "home"
 
-        def decided() -> bool:  # the engine is live: decisions are being written
-            return any(p.stat().st_size > 0 for p in (tmp_path / "home" / "demo").glob("*/decisions.jsonl"))
+    def decided() -> bool:  # the engine is live: decisions are being written
+        return any(p.stat().st_size > 0 for p in (home / "demo").glob("*/decisions.jsonl"))
 
-        while time.monotonic() < deadline and not decided():
-            assert proc.poll() is None, "".join(lines)[-3000:]
-            time.sleep(0.2)
-        assert any("2/3 replay" in ln for ln in lines), "".join(lines)[-3000:]
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground job gets it
-        code = proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    reader.join(timeout=10)
-    out = "".join(lines)
+    # Its own process group, as a terminal's job: the Ctrl-C reaches the replay child too.
+    with CliProcess(["demo", "--trials-per-class", "6", "--speed", "1", "--no-view", "--transport", "kafka"],
+                    str(home), session=True) as demo:
+        demo.wait_for(decided, timeout=300, what="the first live decisions")
+        assert "2/3 replay" in demo.out
+        code = demo.interrupt(timeout=60)
+    out = demo.out
     assert code == 130, out[-3000:]
     assert "interrupted (SIGINT): the demo stopped during the live replay" in out, out[-3000:]
     assert "3/3 summary" not in out and "online accuracy" not in out

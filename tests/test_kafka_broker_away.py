@@ -162,30 +162,14 @@ def test_a_producer_the_restarted_broker_forgot_is_told_in_words():
 @pytest.mark.timeout(120)
 def test_ctrl_c_while_waiting_for_a_broker_says_interrupted(stream_setup, tmp_path):
     """typer turned the KeyboardInterrupt into a silent exit code 130: nothing said what happened."""
-    import signal
-    import threading
-
+    from tests.helpers import CliProcess
     from tests.kafka_broker import free_port
 
-    env = {**os.environ, "BCISTREAM_HOME": str(tmp_path / "home"), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bcistream", "run", "--from", "kafka:eeg.raw", "--model",
-         str(stream_setup.model_dir), "--bootstrap", f"127.0.0.1:{free_port()}", "--no-view"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
+    with CliProcess(["run", "--from", "kafka:eeg.raw", "--model", str(stream_setup.model_dir),
+                     "--bootstrap", f"127.0.0.1:{free_port()}", "--no-view"], str(tmp_path / "home")) as run:
         # Inside the command: the client is trying to bootstrap (no broker on that port).
-        wait_until(lambda: any("ECONNREFUSED" in ln for ln in lines) or proc.poll() is not None,
-                   timeout=60, what="the bootstrap attempts")
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=10)
-    out = "".join(lines)
+        run.wait_for(lambda: "ECONNREFUSED" in run.out, timeout=60, what="the bootstrap attempts")
+        code = run.interrupt(timeout=30)
+    out = run.out
     assert code == 130 and out.rstrip().endswith("interrupted"), out[-2000:]
     assert "Traceback" not in out
