@@ -79,10 +79,10 @@ def test_probe_says_unreachable_once_and_back_once():
             assert probe.check(False, owned) == []  # answers: nothing to say
             broker.stop()
             kinds = [e.kind for _ in range(3) for e in probe.check(False, owned)]
-            assert kinds == ["broker_unreachable"]  # once per outage
+            assert kinds == ["broker_unreachable"] and probe.down  # once per outage
             broker.start()  # same port; memory storage: the topic is gone, which is an answer too
             back = wait_until(lambda: probe.check(False, owned), timeout=60, what="the broker back")
-            assert [e.kind for e in back] == ["broker_back"]
+            assert [e.kind for e in back] == ["broker_back"] and not probe.down
             assert probe.check(True, owned) == []
         finally:
             consumer.close(autocommit=False)
@@ -134,13 +134,16 @@ def test_a_run_whose_broker_goes_away_says_so_and_stops_on_time(stream_setup, tm
     assert "Traceback" not in err and "internal error" not in err
 
 
-def test_a_producer_the_restarted_broker_forgot_is_told_in_words():
-    """`replay --to kafka` across a restart of a broker without durable storage ended with
-    `Kafka refused 20 message(s): [Error 59] UnknownProducerIdError: None`."""
-    import numpy as np
+def test_a_producer_the_restarted_broker_forgot_sends_again(caplog):
+    """`replay --to kafka` across a restart of a broker without durable storage (the bundled one's
+    default) died: `Kafka refused 20 message(s): [Error 59] UnknownProducerIdError: None`."""
+    import logging
 
-    from bcistream.errors import BcistreamError
+    import numpy as np
+    from kafka import KafkaConsumer
+
     from bcistream.streamer.kafka_sink import KafkaChunkProducer
+    from bcistream.streamer.wire import decode_chunk
 
     with KafkaBroker() as broker:
         raw = unique("forgot")
@@ -151,12 +154,24 @@ def test_a_producer_the_restarted_broker_forgot_is_told_in_words():
             prod.send_chunk("s", data, 250.0, 0, 0.0)
             prod.flush()
             broker.restart()  # memory storage: the producer's id is gone with the rest
-            prod.send_chunk("s", data, 250.0, 25, 0.1)
-            forgot = r"UnknownProducerIdError.*the broker has forgotten this producer \(restarted without"
-            with pytest.raises(BcistreamError, match=forgot):
-                prod.flush()
+            with caplog.at_level(logging.WARNING, logger="bcistream.streamer.kafka_sink"):
+                for k in (1, 2, 3):
+                    prod.send_chunk("s", data, 250.0, 25 * k, 0.1 * k)
+                prod.flush()  # refused (UnknownProducerIdError), sent again by a new producer
         finally:
-            prod.producer.close(timeout=1)
+            prod.close()
+        consumer = KafkaConsumer(raw, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest")
+        seqs: list[int] = []
+        try:
+            def three() -> bool:
+                for records in consumer.poll(timeout_ms=500).values():
+                    seqs.extend(decode_chunk(r.value).seq for r in records)
+                return len(seqs) >= 3
+            wait_until(three, timeout=30, what="the three chunks sent after the restart")
+        finally:
+            consumer.close()
+    assert seqs == [25, 50, 75]  # in order, once each
+    assert any("has forgotten this producer" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.timeout(120)
@@ -173,3 +188,16 @@ def test_ctrl_c_while_waiting_for_a_broker_says_interrupted(stream_setup, tmp_pa
     out = run.out
     assert code == 130 and out.rstrip().endswith("interrupted"), out[-2000:]
     assert "Traceback" not in out
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_on_a_replay_says_it_was_stopped(kafka_broker, stream_setup, tmp_path):
+    """A replay stopped by Ctrl-C ended with the same line as one that ran to its end."""
+    from tests.helpers import CliProcess
+
+    with CliProcess(["replay", str(stream_setup.recording_path), "--to", "kafka", "--bootstrap",
+                     kafka_broker.bootstrap, "--topic", unique("cc"), "--markers-topic", unique("cc.m"),
+                     "--speed", "1"], str(tmp_path / "home")) as rep:
+        rep.wait_for(lambda: "replaying" in rep.out, timeout=60, what="the replay's first line")
+        code = rep.interrupt(timeout=30)
+    assert code == 0 and "stopped by SIGINT after it sent" in rep.out, rep.out[-2000:]

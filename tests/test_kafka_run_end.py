@@ -166,11 +166,20 @@ def test_an_empty_data_topic_is_said_but_an_empty_marker_topic_is_not(kafka_brok
         now[0] = 31.0
         (event,) = check.check()
         now[0] = 100.0
-        assert check.check() == []  # once
+        assert check.check() == [] and check.finish() == []  # once
+        # A run shorter than the wait says it at its end instead.
+        now[0] = 0.0
+        short = TopicCheck(consumer, kafka_broker.bootstrap, {typo: "--from kafka:TOPIC"}, wait_s=5.0,
+                           clock=lambda: now[0], empty_wait_s=30.0)
+        assert short.start() == []
+        now[0] = 15.0
+        assert short.check() == []
+        (at_end,) = short.finish()
     finally:
         consumer.close()
     assert f"topic '{typo}' holds no message" in event.detail and "check --from kafka:TOPIC" in event.detail
     assert markers not in event.detail  # no cue yet is normal for a marker topic
+    assert f"topic '{typo}' held no message during the whole run" in at_end.detail
 
 
 @pytest.mark.timeout(120)
@@ -187,3 +196,29 @@ def test_replay_makes_its_topics_before_the_first_cue(kafka_broker, stream_setup
     finally:
         consumer.close()
         target.close()
+
+
+@pytest.mark.timeout(180)
+def test_decisions_made_again_from_warm_up_data_are_counted_apart(kafka_broker, stream_setup, tmp_path,
+                                                                  capsys):
+    """The final line said 180 decisions while the sink got 151: the rest were made again from the
+    re-read warm-up messages and withheld (already published by the group's earlier run)."""
+    raw, markers = unique("again"), unique("again.m")
+    _produce(kafka_broker, stream_setup.recording, raw, markers)
+    from bcistream.cli import main
+
+    group = unique("g")
+    for name in ("a", "b"):  # the same group twice: the second run re-reads before its commit
+        code = main(["run", "--from", f"kafka:{raw}", "--markers-topic", markers, "--model",
+                     str(stream_setup.model_dir), "--bootstrap", kafka_broker.bootstrap, "--group", group,
+                     "--no-view", "--updates-topic", "", "--trigger", "hop", "--max-decisions", "120",
+                     "--duration", "60", "--to", f"jsonl:{tmp_path / name}.jsonl"])
+        assert code == 0
+    err = capsys.readouterr().err
+    last = [line for line in err.splitlines() if "decisions from" in line][-1]
+    found = re.match(r"(\d+) decisions from 1 stream\(s\) \((\d+) of them made again from re-read data "
+                     r"and not sent: already published\)", last)
+    assert found, last
+    made, withheld = map(int, found.groups())
+    sent = len((tmp_path / "b.jsonl").read_text().splitlines())
+    assert withheld > 0 and sent == made - withheld

@@ -100,7 +100,7 @@ def replay(
     err_console.print(f"replaying {file} as '{stream}' to {to} at "
                       f"{'max speed' if pace is None else f'{pace:g}x'} ({rec.duration:.1f} s, "
                       f"{len(rec.cues)} cues)")
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop) as came:
         try:
             stats = play(rec, target, speed=pace, chunk=chunk, loop=loop, stop=stop,
                          on_chunk=_warn_when_behind())
@@ -109,7 +109,8 @@ def replay(
             # while inlets are connected can crash liblsl (sccn/liblsl#218).
             if not isinstance(target, LslTarget):
                 target.close()
-    err_console.print(_replay_summary(stats), soft_wrap=True)
+    stopped = f"stopped by {came[0]} after it " if came else ""
+    err_console.print(stopped + _replay_summary(stats), soft_wrap=True)
 
 
 #: What to do about a replay that cannot keep its pace.

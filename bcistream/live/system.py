@@ -40,6 +40,9 @@ class LiveSummary:
         ``decided cues A/B, decoded samples C/D``.
     events : str
         Events by kind (gaps, refused chunks, lost cues...).
+    withheld : int
+        Decisions made again from re-read warm-up data that the sinks did not get (a Kafka
+        partition's previous owner, or an earlier run of the group, had published them).
     """
 
     decisions: int
@@ -51,12 +54,16 @@ class LiveSummary:
     events: str
     cue_trials: int = 0
     refused: dict[str, int] = field(default_factory=dict)  #: refused chunks by reason
+    withheld: int = 0
 
     def line(self) -> str:
         """One line for people."""
         latency = ("no latency (no decision)" if self.decisions == 0 else
                    f"latency p50 {self.latency_p50_ms:.2f} ms, p99 {self.latency_p99_ms:.2f} ms")
-        return (f"{self.decisions} decisions from {self.streams} stream(s); {latency}; {self.coverage}; "
+        made = f"{self.decisions} decisions from {self.streams} stream(s)" + (
+            f" ({self.withheld} of them made again from re-read data and not sent: already published)"
+            if self.withheld else "")
+        return (f"{made}; {latency}; {self.coverage}; "
                 f"{self.events}"
                 + ("" if self.cue_accuracy is None
                    else f"; cue accuracy {self.cue_accuracy:.1%} of {self.cue_trials} labelled cues"))
@@ -326,8 +333,9 @@ class LiveSystem:
             for (kind, reason), n in self.monitor.counts.items():
                 if kind == "refused":
                     refused[reason] = refused.get(reason, 0) + n
+        withheld = max((getattr(sink, "dropped", 0) for sink in self.sinks or ()), default=0)
         return LiveSummary(self.stats.total, len(self.stats.streams), p50, p99, accuracy,
-                           coverage, events, labelled, refused)
+                           coverage, events, labelled, refused, withheld)
 
     def close(self) -> None:
         """Stop the loop and every thread; close source, sinks, /metrics, watchers. Idempotent."""

@@ -207,12 +207,20 @@ class BrokerProbe:
         self._quiet_since = clock()
         self._down_since: float | None = None
 
-    def check(self, got_data: bool, owned: set) -> list[EngineEvent]:
-        """Events for this poll: ``broker_unreachable`` once per outage, then ``broker_back``."""
+    @property
+    def down(self) -> bool:
+        """The last probe got no answer (and no data came since)."""
+        return self._down_since is not None
+
+    def check(self, got_data: bool, owned: set, force: bool = False) -> list[EngineEvent]:
+        """Events for this poll: ``broker_unreachable`` once per outage, then ``broker_back``.
+
+        ``force`` probes now even if data came less than ``idle_s`` ago (a stalled consumer).
+        """
         now = self._clock()
-        if not got_data and now - self._quiet_since < self.idle_s:
+        if not got_data and not force and now - self._quiet_since < self.idle_s:
             return []
-        answered = True if got_data else self._answers(owned)
+        answered = True if got_data and not force else self._answers(owned)
         self._quiet_since = now
         if answered is None:
             return []

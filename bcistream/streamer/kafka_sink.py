@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,39 +16,72 @@ from bcistream.streamer.wire import encode_chunk, encode_marker, new_session
 __all__ = ["KafkaChunkProducer", "KafkaDecisionSink"]
 
 
-#: What a refusal means when the client's own name for it says nothing to a user.
-_REFUSALS = {
-    # The idempotent producer's id and sequence numbers live on the broker; a broker restarted
-    # without durable storage (the bundled one by default) has forgotten them.
-    "UnknownProducerIdError": "the broker has forgotten this producer (restarted without durable "
-                              "storage?); the messages were not written — send them again",
-    "OutOfOrderSequenceNumberError": "the broker lost messages this producer sent before (restarted "
-                                     "without durable storage?); send them again",
-}
+#: Refusals that mean the broker has forgotten this (idempotent) producer: its id and sequence
+#: numbers live on the broker, and one restarted without durable storage (the bundled broker by
+#: default) loses them. kafka-python's producer cannot go on after that; a new one can.
+_FORGOTTEN = ("UnknownProducerIdError", "OutOfOrderSequenceNumberError")
 
+#: New producers at most, in a row without a clean flush, before the refusal is raised.
+_RENEWALS = 3
 
-def _why(name: str) -> str:
-    return f" — {_REFUSALS[name]}" if name in _REFUSALS else ""
+log = logging.getLogger(__name__)
 
 
 class _Producer:
     def __init__(self, bootstrap: str, kafka_config: dict[str, Any] | None, **overrides: Any) -> None:
+        self._config = producer_config(bootstrap, kafka_config, **overrides)
+        self.producer = self._new_producer()
+        self._futures: list = []
+        self._messages: list[tuple[str, str, bytes, list | None]] = []
+        self._renewals = 0
+
+    def _new_producer(self) -> Any:
         from kafka import KafkaProducer
 
-        self.producer = KafkaProducer(**producer_config(bootstrap, kafka_config, **overrides))
-        self._futures: list = []
+        return KafkaProducer(**self._config)
 
     def _send(self, topic: str, key: str, value: bytes, headers: list | None = None) -> None:
         self._futures.append(self.producer.send(topic, key=key.encode(), value=value, headers=headers))
+        self._messages.append((topic, key, value, headers))
 
     def flush(self) -> None:
-        """Block until everything sent is acknowledged; raise if the broker refused any of it."""
+        """Block until everything sent is acknowledged; raise if the broker refused any of it.
+
+        A broker that has forgotten this producer (restarted without durable storage) refuses
+        what was in flight; those messages are sent again, in their order, by a new producer (a
+        warning says so). The engine drops what it has seen twice (sequence numbers, marker keys).
+
+        Raises
+        ------
+        BcistreamError
+            The broker refused a message for another reason, or kept refusing new producers.
+        """
         self.producer.flush()
         futures, self._futures = self._futures, []
-        failed = [f.exception for f in futures if f.failed()]
-        if failed:
-            raise BcistreamError(f"Kafka refused {len(failed)} message(s): {failed[0]}"
-                                 + _why(type(failed[0]).__name__))
+        messages, self._messages = self._messages, []
+        failed = [(f.exception, m) for f, m in zip(futures, messages, strict=True) if f.failed()]
+        if not failed:
+            self._renewals = 0
+            return
+        if (self._renewals < _RENEWALS
+                and all(type(exc).__name__ in _FORGOTTEN for exc, _ in failed)):
+            self._renewals += 1
+            log.warning("the Kafka broker has forgotten this producer (%s; restarted without durable "
+                        "storage?): sending %d message(s) again with a new producer",
+                        type(failed[0][0]).__name__, len(failed))
+            old, self.producer = self.producer, self._new_producer()
+            try:
+                old.close(timeout=1)
+            except Exception as exc:  # noqa: BLE001 - the old one is dead anyway
+                log.debug("closing the forgotten producer: %s", exc)
+            for _, message in failed:
+                self._send(*message)
+            self.flush()
+            return
+        exc = failed[0][0]
+        why = (" — the broker has forgotten this producer (restarted without durable storage?) and "
+               "kept refusing new ones" if type(exc).__name__ in _FORGOTTEN else "")
+        raise BcistreamError(f"Kafka refused {len(failed)} message(s): {exc}{why}")
 
     def close(self) -> None:
         """Flush and close."""

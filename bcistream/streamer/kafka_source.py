@@ -200,6 +200,7 @@ class KafkaSource:
         if self._markers is not None:
             self._note(self._markers.watch.check(force=True))
         self._note(unread_events(self.lag()))
+        self._note(self._topics.finish())
 
     # -- Source protocol ---------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> Batch:
@@ -210,8 +211,12 @@ class KafkaSource:
         else:
             got = poll_in_slices(self._consumer, timeout)
         stale = self._start_partitions(got)
-        self._note(self._watch.check())
-        self._note(self._probe.check(bool(got), self._partitions.owned))
+        watched = self._watch.check()
+        # A stall is how a broker that went away looks to the fetch watch first: ask it at once,
+        # and while it is away the stalls are its absence, not a slow broker.
+        stalled = any(ev.kind == "stall" for ev in watched)
+        self._note(self._probe.check(bool(got), self._partitions.owned, force=stalled))
+        self._note([ev for ev in watched if not (self._probe.down and ev.kind == "stall")])
         self._note(self._topics.check())
         batch = Batch()
         arrival = time.monotonic()
