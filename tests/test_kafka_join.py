@@ -17,11 +17,13 @@ import pytest
 
 from bcistream.streamer.kafka_sink import KafkaChunkProducer
 from bcistream.streamer.kafka_source import KafkaSource
+from tests.helpers import wait_until
 from tests.kafka_broker import unique
 
 pytestmark = pytest.mark.slow
 
 SF = 250.0
+WORK_S = 0.2  #: what the caller spends between polls (the point of these tests, not a wait)
 
 
 def _topics(broker, partitions: int) -> tuple[str, str]:
@@ -58,7 +60,7 @@ def _busy_caller(src: KafkaSource, seen: set, until: float, done, owned: list | 
         seen.update(ch.stream_id for ch in src.poll(0.005).chunks)
         if owned is not None:
             owned[0] = frozenset(src.assignment())
-        time.sleep(0.2)
+        done.wait(WORK_S)
 
 
 def test_a_busy_caller_gets_its_partition(kafka_broker):
@@ -98,13 +100,16 @@ def test_busy_callers_of_one_group_share_the_partitions_after_a_rebalance(kafka_
                    for s, out in zip((first, second), mine, strict=True)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 40.0
-        owned = [m[0] for m in mine]
-        while time.monotonic() < deadline:
+
+        def shared() -> bool:
             owned = [m[0] for m in mine]
-            if all(len(o) == 1 for o in owned) and owned[0] != owned[1]:
-                break
-            time.sleep(0.1)
+            return all(len(o) == 1 for o in owned) and owned[0] != owned[1]
+
+        try:
+            wait_until(shared, timeout=40.0, what="each engine owning one partition")
+        except TimeoutError:
+            pass  # the assertion below says what each owned
+        owned = [m[0] for m in mine]
         stop.set()
         for t in threads:
             t.join(timeout=10)
