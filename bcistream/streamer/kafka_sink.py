@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,8 +22,11 @@ __all__ = ["KafkaChunkProducer", "KafkaDecisionSink"]
 #: default) loses them. kafka-python's producer cannot go on after that; a new one can.
 _FORGOTTEN = ("UnknownProducerIdError", "OutOfOrderSequenceNumberError")
 
-#: New producers at most, in a row without a clean flush, before the refusal is raised.
-_RENEWALS = 3
+#: How long new producers are tried, from the first refusal without a clean flush since, before
+#: the refusal is raised (a restarting broker refuses a new producer's id until it is ready).
+_RENEW_S = 60.0
+#: Pause before each new producer after the first.
+_RENEW_PAUSE_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,7 @@ class _Producer:
         self.producer = self._new_producer()
         self._futures: list = []
         self._messages: list[tuple[str, str, bytes, list | None]] = []
-        self._renewals = 0
+        self._refused_since: float | None = None  # first refusal not followed by a clean flush
 
     def _new_producer(self) -> Any:
         from kafka import KafkaProducer
@@ -49,39 +53,45 @@ class _Producer:
 
         A broker that has forgotten this producer (restarted without durable storage) refuses
         what was in flight; those messages are sent again, in their order, by a new producer (a
-        warning says so). The engine drops what it has seen twice (sequence numbers, marker keys).
+        warning says so), for up to ``_RENEW_S`` while the restarting broker refuses new ones too.
+        The engine drops what it has seen twice (sequence numbers, marker keys).
 
         Raises
         ------
         BcistreamError
             The broker refused a message for another reason, or kept refusing new producers.
         """
-        self.producer.flush()
-        futures, self._futures = self._futures, []
-        messages, self._messages = self._messages, []
-        failed = [(f.exception, m) for f, m in zip(futures, messages, strict=True) if f.failed()]
-        if not failed:
-            self._renewals = 0
-            return
-        if (self._renewals < _RENEWALS
-                and all(type(exc).__name__ in _FORGOTTEN for exc, _ in failed)):
-            self._renewals += 1
-            log.warning("the Kafka broker has forgotten this producer (%s; restarted without durable "
-                        "storage?): sending %d message(s) again with a new producer",
-                        type(failed[0][0]).__name__, len(failed))
+        while True:
+            self.producer.flush()
+            futures, self._futures = self._futures, []
+            messages, self._messages = self._messages, []
+            failed = [(f.exception, m) for f, m in zip(futures, messages, strict=True) if f.failed()]
+            if not failed:
+                self._refused_since = None
+                return
+            exc = failed[0][0]
+            forgotten = all(type(e).__name__ in _FORGOTTEN for e, _ in failed)
+            now = time.monotonic()
+            if self._refused_since is None:
+                self._refused_since = now
+                if forgotten:
+                    log.warning("the Kafka broker has forgotten this producer (%s; restarted without "
+                                "durable storage?): sending %d message(s) again with a new producer",
+                                type(exc).__name__, len(failed))
+            elif forgotten and now - self._refused_since < _RENEW_S:
+                time.sleep(_RENEW_PAUSE_S)  # the restarting broker refused the last new one too
+            if not forgotten or now - self._refused_since >= _RENEW_S:
+                self._refused_since = None
+                why = (f" — the broker has forgotten this producer (restarted without durable "
+                       f"storage?) and refused new ones for {_RENEW_S:g} s" if forgotten else "")
+                raise BcistreamError(f"Kafka refused {len(failed)} message(s): {exc}{why}")
             old, self.producer = self.producer, self._new_producer()
             try:
                 old.close(timeout=1)
-            except Exception as exc:  # noqa: BLE001 - the old one is dead anyway
-                log.debug("closing the forgotten producer: %s", exc)
+            except Exception as close_exc:  # noqa: BLE001 - the old one is dead anyway
+                log.debug("closing the forgotten producer: %s", close_exc)
             for _, message in failed:
                 self._send(*message)
-            self.flush()
-            return
-        exc = failed[0][0]
-        why = (" — the broker has forgotten this producer (restarted without durable storage?) and "
-               "kept refusing new ones" if type(exc).__name__ in _FORGOTTEN else "")
-        raise BcistreamError(f"Kafka refused {len(failed)} message(s): {exc}{why}")
 
     def close(self) -> None:
         """Flush and close."""
